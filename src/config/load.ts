@@ -1,0 +1,237 @@
+/**
+ * Reads /etc/nvwa/nvwa-restore.yaml and nvwa-server.yaml. Every problem becomes one NvwaError
+ * naming file:line:column, what is wrong and what is allowed; nothing here has side effects
+ * beyond reading the two files.
+ *
+ * YAML 1.1 is used on purpose: the original nvwa parsed these files with Go's yaml.v2, where
+ * `yes`/`no`/`on`/`off` are booleans, and existing configs rely on that.
+ */
+import { readFileSync, statSync, type Stats } from "node:fs";
+import { join, resolve } from "node:path";
+import * as v from "valibot";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
+import { ExitCode, NvwaError } from "../errors.ts";
+import { normaliseUnitName, RESTORE_KEYS, SERVER_KEYS, type KeySchemas } from "./schema.ts";
+import { suggestKey } from "./suggest.ts";
+import { log } from "../log.ts";
+import {
+  DEFAULT_CONFIG_DIR,
+  RESTORE_DEFAULTS,
+  RESTORE_FILE,
+  SERVER_DEFAULTS,
+  SERVER_FILE,
+  type NvwaConfig,
+  type RestoreConfig,
+  type ServerConfig,
+} from "./types.ts";
+
+/** Config files are a few lines; anything this large is a mistake or an attack. */
+const MAX_CONFIG_BYTES = 256 * 1024;
+
+export function resolveConfigDir(arg?: string): string {
+  const dir = arg ?? process.env.NVWA_CONFIG_DIR ?? DEFAULT_CONFIG_DIR;
+  return resolve(dir);
+}
+
+function configError(where: string, what: string, hint: string): NvwaError {
+  return new NvwaError("config.invalid", `${where}: ${what}`, { hint, exitCode: ExitCode.usage, details: { where } });
+}
+
+/**
+ * As root, a config file others can write would let them make root checkpoint (and read the
+ * memory of) arbitrary processes. `stats` is passed in so tests can exercise the rule.
+ */
+export function insecurityOf(file: string, stats: Pick<Stats, "uid" | "mode">, euid: number): NvwaError | undefined {
+  if (euid !== 0) return undefined;
+  if (stats.uid !== 0) {
+    return new NvwaError("config.insecure", `${file} is owned by uid ${stats.uid}, not root; nvwa runs as root and refuses it`, {
+      hint: `chown root:root ${file}`,
+      exitCode: ExitCode.usage,
+    });
+  }
+  if ((stats.mode & 0o022) !== 0) {
+    const who = (stats.mode & 0o002) !== 0 ? "world" : "group";
+    return new NvwaError("config.insecure", `${file} is ${who}-writable (mode ${(stats.mode & 0o777).toString(8)}); nvwa runs as root and refuses it`, {
+      hint: `chmod go-w ${file}`,
+      exitCode: ExitCode.usage,
+    });
+  }
+  return undefined;
+}
+
+type Parsed = Record<string, unknown>;
+
+/** Parses one file's text against its key schemas. Pure: `file` is only used in messages. */
+export function parseConfigText(file: string, text: string, schemas: KeySchemas): Parsed {
+  const lineCounter = new LineCounter();
+  const at = (node: Node | null | undefined, fallbackOffset = 0): string => {
+    const offset = node?.range?.[0] ?? fallbackOffset;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  const known = Object.keys(schemas);
+  const allowed = `allowed keys: ${known.join(", ")}`;
+
+  if (text.includes("\0")) {
+    throw configError(`${file}:1:1`, "contains NUL bytes; it is not a text file", `rewrite it as YAML with the keys ${known.join(", ")}`);
+  }
+  const doc = parseDocument(text, {
+    lineCounter,
+    version: "1.1",
+    uniqueKeys: true,
+    prettyErrors: false,
+  });
+  const firstError = doc.errors[0];
+  if (firstError !== undefined) {
+    const { line, col } = lineCounter.linePos(firstError.pos[0]);
+    const what = firstError.message.split("\n")[0] ?? firstError.message;
+    throw configError(`${file}:${line}:${col}`, `not valid YAML: ${what}`, "fix the YAML syntax at that position (indentation uses spaces; `key: value` needs a space after the colon)");
+  }
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && (root.value === null || root.value === ""))) return {};
+  if (!isMap(root)) {
+    throw configError(at(root), "must be a mapping of `key: value` lines", allowed);
+  }
+
+  const out: Parsed = {};
+  for (const pair of root.items) {
+    const keyNode = pair.key as Node | null;
+    if (!isScalar(keyNode) || typeof keyNode.value !== "string") {
+      throw configError(at(keyNode), "keys must be plain names", allowed);
+    }
+    const key = keyNode.value;
+    const schema = schemas[key];
+    if (schema === undefined) {
+      const guess = suggestKey(key, known);
+      throw new NvwaError("config.unknown-key", `${at(keyNode)}: unknown key "${key}"`, {
+        hint: guess === undefined ? allowed : `did you mean "${guess}"? (${allowed})`,
+        exitCode: ExitCode.usage,
+        details: { key, suggestion: guess },
+      });
+    }
+    const valueNode = pair.value as Node | null;
+    let value: unknown;
+    try {
+      // Billion-laughs protection: a few aliases are legitimate, thousands are an attack.
+      value = valueNode === null ? null : valueNode.toJS(doc, { maxAliasCount: 100 });
+    } catch (e) {
+      throw configError(at(valueNode), `value of "${key}" cannot be read: ${(e as Error).message}`, "remove the anchors/aliases from this value");
+    }
+    const result = v.safeParse(schema, value);
+    if (!result.success) {
+      const issue = result.issues[0];
+      let node: Node | null = valueNode;
+      const index = issue.path?.[0]?.key;
+      if (typeof index === "number" && isSeq(valueNode)) node = (valueNode.items[index] as Node | undefined) ?? valueNode;
+      const shown = typeof issue.input === "string" || typeof issue.input === "number" || typeof issue.input === "boolean" ? ` (got ${JSON.stringify(issue.input)})` : "";
+      throw configError(at(node, keyNode.range?.[0]), `"${key}" ${issue.message}${shown}`, hintFor(key));
+    }
+    out[key] = result.output;
+  }
+  return out;
+}
+
+function hintFor(key: string): string {
+  switch (key) {
+    case "pids":
+      return "write pids as a YAML list of numbers, e.g. `pids: [1234, 5678]`";
+    case "services":
+      return "write services as a YAML list of unit names, e.g. `services: [redis, nginx.service]`";
+    case "criu_dir":
+    case "criu_exe":
+    case "kexec_exe":
+    case "systemd_etc":
+    case "log_dir":
+      return `give "${key}" as an absolute path, e.g. ${key}: ${defaultPathOf(key)}`;
+    default:
+      return `write "${key}" as true or false`;
+  }
+}
+
+function defaultPathOf(key: string): string {
+  const map: Record<string, string> = {
+    criu_dir: SERVER_DEFAULTS.criuDir,
+    criu_exe: SERVER_DEFAULTS.criuExe,
+    kexec_exe: SERVER_DEFAULTS.kexecExe,
+    systemd_etc: SERVER_DEFAULTS.systemdEtc,
+    log_dir: SERVER_DEFAULTS.logDir,
+  };
+  return map[key] ?? "/";
+}
+
+function readConfigFile(path: string, euid: number): string | null {
+  let stats: Stats;
+  try {
+    stats = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") {
+      log.debug(`${path} not found: using defaults`);
+      return null;
+    }
+    throw new NvwaError("config.unreadable", `cannot read ${path}: ${code ?? String(e)}`, { hint: "check the file's permissions", exitCode: ExitCode.usage });
+  }
+  if (!stats.isFile()) {
+    throw new NvwaError("config.unreadable", `${path} is not a regular file`, { hint: `replace ${path} with a YAML file`, exitCode: ExitCode.usage });
+  }
+  const insecure = insecurityOf(path, stats, euid);
+  if (insecure) throw insecure;
+  if (stats.size > MAX_CONFIG_BYTES) {
+    throw new NvwaError("config.too-large", `${path} is ${stats.size} bytes; a config file is at most ${MAX_CONFIG_BYTES}`, { hint: "check that the right file is in place", exitCode: ExitCode.usage });
+  }
+  return readFileSync(path, "utf8");
+}
+
+/** Builds the typed restore config from parsed keys. Pure. */
+export function restoreFromParsed(file: string, p: Parsed): RestoreConfig {
+  const services = ((p.services as string[] | undefined) ?? []).map(normaliseUnitName);
+  const pids = (p.pids as number[] | undefined) ?? [];
+  const dupPid = pids.find((x, i) => pids.indexOf(x) !== i);
+  if (dupPid !== undefined) throw configError(file, `pid ${dupPid} is listed twice in "pids"`, "list each pid once");
+  const dupSvc = services.find((x, i) => services.indexOf(x) !== i);
+  if (dupSvc !== undefined) throw configError(file, `service ${dupSvc} is listed twice in "services"`, "list each service once (\"redis\" and \"redis.service\" are the same unit)");
+  const a = p.enable_debug_mode as boolean | null | undefined;
+  const b = p.enbale_debug_mode as boolean | null | undefined;
+  if (a != null && b != null && a !== b) {
+    throw configError(file, `"enable_debug_mode" is ${a} but the legacy "enbale_debug_mode" is ${b}`, "keep only enable_debug_mode");
+  }
+  return {
+    pids,
+    services,
+    restoreNet: (p.restore_net as boolean | null | undefined) ?? RESTORE_DEFAULTS.restoreNet,
+    enableQuickKexec: (p.enable_quick_kexec as boolean | null | undefined) ?? RESTORE_DEFAULTS.enableQuickKexec,
+    enablePinMemory: (p.enable_pin_memory as boolean | null | undefined) ?? RESTORE_DEFAULTS.enablePinMemory,
+    debug: a ?? b ?? RESTORE_DEFAULTS.debug,
+  };
+}
+
+export function serverFromParsed(p: Parsed): ServerConfig {
+  const s = (k: string, d: string): string => (p[k] as string | null | undefined) ?? d;
+  return {
+    criuDir: s("criu_dir", SERVER_DEFAULTS.criuDir),
+    criuExe: s("criu_exe", SERVER_DEFAULTS.criuExe),
+    kexecExe: s("kexec_exe", SERVER_DEFAULTS.kexecExe),
+    systemdEtc: s("systemd_etc", SERVER_DEFAULTS.systemdEtc),
+    logDir: s("log_dir", SERVER_DEFAULTS.logDir),
+  };
+}
+
+export interface LoadOptions {
+  /** Effective uid, for the ownership rule. Defaults to the process's. */
+  euid?: number;
+}
+
+export function loadConfig(dir: string = resolveConfigDir(), opts: LoadOptions = {}): NvwaConfig {
+  const euid = opts.euid ?? process.geteuid?.() ?? 0;
+  const restorePath = join(dir, RESTORE_FILE);
+  const serverPath = join(dir, SERVER_FILE);
+  const restoreText = readConfigFile(restorePath, euid);
+  const serverText = readConfigFile(serverPath, euid);
+  const restoreParsed = restoreText === null ? {} : parseConfigText(restorePath, restoreText, RESTORE_KEYS);
+  const serverParsed = serverText === null ? {} : parseConfigText(serverPath, serverText, SERVER_KEYS);
+  return {
+    restore: restoreFromParsed(restorePath, restoreParsed),
+    server: serverFromParsed(serverParsed),
+    files: { restore: restoreText === null ? null : restorePath, server: serverText === null ? null : serverPath },
+  };
+}

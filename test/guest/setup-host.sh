@@ -1,0 +1,38 @@
+#!/bin/bash
+# setup-host.sh — install the host packages the QEMU guest harness needs (Debian/Ubuntu host, as root).
+#
+# Idempotent and non-interactive: when everything is already installed it does nothing (no apt-get
+# update, no network). Safe to call at the start of every CI run.
+#
+#   mmdebstrap       builds the guest root tree (build-image.sh)
+#   e2fsprogs        mkfs.ext4 -d (image without loop mounts) and debugfs (read results back, no mount)
+#   qemu-system-x86  qemu-system-x86_64 (TCG; KVM is not usable on these machines)
+#   qemu-utils       qemu-img (per-run qcow2 overlay on the cached raw image)
+#   debian-archive-keyring  lets mmdebstrap verify bookworm + bookworm-backports on a non-Debian host
+#   mount            mmdebstrap (root mode) mounts /proc, /sys, /dev inside the tree it builds
+#
+# arm64 guests (not built yet) would add qemu-system-arm and qemu-user-static.
+set -euo pipefail
+
+packages=(mmdebstrap e2fsprogs qemu-system-x86 qemu-utils debian-archive-keyring mount)
+
+missing=()
+for p in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+	echo "setup-host: all present: ${packages[*]}"
+	exit 0
+fi
+
+if ((EUID != 0)); then
+	echo "setup-host: need root to install: ${missing[*]}" >&2
+	exit 1
+fi
+
+echo "setup-host: installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
