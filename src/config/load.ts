@@ -84,7 +84,7 @@ export function parseConfigText(file: string, text: string, schemas: KeySchemas)
   const firstError = doc.errors[0];
   if (firstError !== undefined) {
     const { line, col } = lineCounter.linePos(firstError.pos[0]);
-    const what = firstError.message.split("\n")[0] ?? firstError.message;
+    const what = clip(firstError.message.split("\n")[0] ?? firstError.message);
     throw configError(`${file}:${line}:${col}`, `not valid YAML: ${what}`, "fix the YAML syntax at that position (indentation uses spaces; `key: value` needs a space after the colon)");
   }
   const root = doc.contents;
@@ -123,12 +123,17 @@ export function parseConfigText(file: string, text: string, schemas: KeySchemas)
       let node: Node | null = valueNode;
       const index = issue.path?.[0]?.key;
       if (typeof index === "number" && isSeq(valueNode)) node = (valueNode.items[index] as Node | undefined) ?? valueNode;
-      const shown = typeof issue.input === "string" || typeof issue.input === "number" || typeof issue.input === "boolean" ? ` (got ${JSON.stringify(issue.input)})` : "";
+      const shown = typeof issue.input === "string" || typeof issue.input === "number" || typeof issue.input === "boolean" ? ` (got ${clip(JSON.stringify(issue.input))})` : "";
       throw configError(at(node, keyNode.range?.[0]), `"${key}" ${issue.message}${shown}`, hintFor(key));
     }
     out[key] = result.output;
   }
   return out;
+}
+
+/** Values and parser messages are quoted in one-line errors; keep them short. */
+function clip(s: string, max = 80): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…`;
 }
 
 function hintFor(key: string): string {

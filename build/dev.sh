@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The README's two commands end here (`npm test`, `npm run demo`). A fresh Debian machine
+# with Node and npm has nothing else, so this installs what the tests need first: Debian
+# packages (idempotent), then Bun and the dependencies from npm (pinned by package-lock.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  # criu, network namespaces and the guest's image build all need root.
+  exec sudo -E "$0" "$@"
+fi
+
+APT_PACKAGES=(
+  mmdebstrap          # builds the guest image and the trixie criu used on this host
+  qemu-system-x86     # the x86_64 guest
+  qemu-system-arm     # the arm64 guest
+  qemu-utils          # qcow2 overlays
+  e2fsprogs           # mkfs.ext4 -d and debugfs: images without loop mounts
+  iproute2            # tests compare netlink state with `ip -j` (nvwa itself never runs ip)
+  rpm createrepo-c dnf gnupg rpmlint  # packaging and its install test
+  dbus-daemon         # a real D-Bus peer for the wire-format tests
+  file
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "dev.sh: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x node_modules/.bin/bun ] || ! node_modules/.bin/bun --version >/dev/null 2>&1 \
+   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "dev.sh: installing Bun and dependencies from npm"
+  npm ci --no-audit --no-fund --loglevel=error
+  # npm may skip bun's postinstall (install scripts need approval); the package then still
+  # carries a working binary on most versions, and its install script fixes the rest.
+  node_modules/.bin/bun --version >/dev/null 2>&1 || (cd node_modules/bun && node install.js)
+fi
+
+exec node_modules/.bin/bun test/run.ts "$@"
