@@ -1,0 +1,268 @@
+/**
+ * Preflight: every check of DESIGN.md §4, as pure functions over probed Facts. `nvwa check`
+ * shows the result as a table; `nvwa update` runs the same list first and refuses on any fail.
+ */
+import type { NvwaConfig } from "../config/types.ts";
+import { ExitCode, NvwaError } from "../errors.ts";
+import { chooseLoader } from "../kexec/loader.ts";
+import { checkAccelerations } from "../mem/accel.ts";
+import { humanBytes } from "../mem/size.ts";
+import type { Facts } from "./facts-types.ts";
+import { fail, failed, ok, warn, type Check } from "./preflight-types.ts";
+import { checkServices } from "./preflight-services.ts";
+import { checkKexecWatchdog } from "./preflight-watchdog.ts";
+
+export type { Check } from "./preflight-types.ts";
+
+const ROOT = fail("privileges", "privileges", "", "run nvwa as root (sudo nvwa check …)");
+
+function checkPrivileges(f: Facts): Check {
+  return f.uid === 0 ? ok("privileges", "privileges", "running as root") : { ...ROOT, detail: `running as uid ${f.uid}; kexec, criu and /proc/iomem need root` };
+}
+
+function checkKernel(f: Facts): Check[] {
+  const k = f.kernel;
+  if (k === null) return [];
+  if (k.versionProblem !== null) {
+    return [fail("kernel.version", "kernel version", `"${k.version}" is not a kernel version: ${k.versionProblem}`, "give the release as `uname -r` prints it for that kernel, e.g. 6.1.0-18-amd64")];
+  }
+  const out: Check[] = [];
+  if (k.kernelPath === null) {
+    out.push(fail("kernel.image", "kernel image", `no kernel image for ${k.version}: tried ${k.triedKernels.join(", ")}`, `install the kernel package for ${k.version}`));
+  } else if (k.image === null || !k.image.ok) {
+    out.push(fail("kernel.image", "kernel image", k.image === null ? `${k.kernelPath} was not read` : k.image.message, (k.image !== null && !k.image.ok && k.image.hint) || "reinstall the kernel package"));
+  } else {
+    const via = k.image.unwrapped.length > 0 ? `; unwrapped in user space (${k.image.unwrapped.join(", ")}) and handed over through a memfd` : "";
+    out.push(ok("kernel.image", "kernel image", `${k.kernelPath}: ${k.image.format}, ${humanBytes(k.image.bytes)}${via}`));
+  }
+  if (k.initrdPath === null) {
+    out.push(
+      fail(
+        "kernel.initrd",
+        "initramfs",
+        `no initramfs for ${k.version}: tried ${k.triedInitrds.join(", ")}`,
+        `build it: \`dracut --kver ${k.version}\` (openEuler/Fedora) or \`update-initramfs -c -k ${k.version}\` (Debian)`,
+      ),
+    );
+  } else {
+    out.push(ok("kernel.initrd", "initramfs", `${k.initrdPath}, ${humanBytes(k.initrdBytes ?? 0)}`));
+  }
+  if (k.version === f.runningRelease) {
+    out.push(warn("kernel.same", "target kernel", `${k.version} is the kernel already running`, "that is fine for a rehearsal; for an upgrade name the new version"));
+  }
+  return out;
+}
+
+function checkKexec(f: Facts, config: NvwaConfig): Check[] {
+  const out: Check[] = [];
+  if (!f.kexec.core) {
+    out.push(
+      fail(
+        "kexec.support",
+        "kexec support",
+        "/sys/kernel/kexec_loaded does not exist: the running kernel was built without kexec (CONFIG_KEXEC_CORE)",
+        "boot a kernel built with CONFIG_KEXEC/CONFIG_KEXEC_FILE once, the traditional way",
+      ),
+    );
+  } else if (f.kexec.loaded === true) {
+    out.push(
+      warn(
+        "kexec.support",
+        "kexec support",
+        "a kernel is already loaded for kexec (/sys/kernel/kexec_loaded is 1); nvwa will replace it",
+        "if a kexec-load service loads kernels at shutdown (Debian's kexec-tools), disable it (LOAD_KEXEC=false in /etc/default/kexec) so it cannot replace nvwa's",
+      ),
+    );
+  } else {
+    out.push(ok("kexec.support", "kexec support", "the kernel supports kexec and nothing is loaded yet"));
+  }
+  const choice = chooseLoader({
+    kexecCore: f.kexec.core,
+    fileLoad: f.kexec.fileLoad,
+    quick: config.restore.enableQuickKexec,
+    kexecExe: f.kexec.exe,
+    kexecExeExists: f.kexec.exeExists,
+    lockdown: f.lockdown,
+    kexecLoadDisabled: f.kexec.loadDisabled,
+  });
+  if (choice.ok) out.push(ok("kexec.loader", "kexec loader", `${choice.loader}: ${choice.reason}`));
+  else if (f.kexec.core) out.push(fail("kexec.loader", "kexec loader", choice.error.message, choice.error.hint ?? ""));
+  else if (f.kexec.fileLoad.kind === "missing") {
+    out.push(
+      fail(
+        "kexec.loader",
+        "kexec loader",
+        "kexec_file_load answers ENOSYS (the kernel was built without CONFIG_KEXEC_FILE), and without CONFIG_KEXEC_CORE the kexec_exe fallback (kexec_load) has nothing to call either",
+        "boot a kernel with CONFIG_KEXEC_FILE (or at least CONFIG_KEXEC plus kexec-tools for the kexec_exe -c fallback)",
+      ),
+    );
+  }
+  out.push(checkLockdown(f, choice.ok ? choice.loader : null));
+  return out;
+}
+
+function checkLockdown(f: Facts, loader: string | null): Check {
+  const id = "kexec.lockdown";
+  const title = "lockdown / signatures";
+  const sb = f.secureBoot === null ? "" : f.secureBoot ? ", Secure Boot on" : ", Secure Boot off";
+  if (f.lockdown === null || f.lockdown === "none") {
+    return ok(id, title, `the kernel is not locked down${sb}; unsigned kernels load (unless KEXEC_SIG_FORCE)`);
+  }
+  if (loader !== null && loader.startsWith("kexec_exe")) {
+    return fail(id, title, `lockdown is "${f.lockdown}"${sb}: ${loader} uses kexec_load, which the kernel refuses in lockdown`, "use a kernel with kexec_file_load and signed images, or disable lockdown");
+  }
+  const img = f.kernel?.image;
+  if (img === undefined || img === null || !img.ok) {
+    return warn(id, title, `lockdown is "${f.lockdown}"${sb}: only kernels signed by a trusted key can be loaded`, "make sure the target kernel is distribution-signed (or signed with an enrolled MOK key)");
+  }
+  if (img.signed !== true) {
+    const why =
+      img.unwrapped.length > 0
+        ? `the image had to be unwrapped (${img.unwrapped.join(", ")}) and what the kernel gets carries no signature (a wrapper's signature does not cover its payload)`
+        : `${f.kernel?.kernelPath} is not signed`;
+    return fail(
+      id,
+      title,
+      `lockdown is "${f.lockdown}"${sb} and ${why}: the kernel will refuse it (EPERM)`,
+      img.unwrapped.length > 0 ? "install the kernel as a signed raw Image, or disable lockdown" : "install the distribution-signed kernel package, or sign it with an enrolled key (sbsign + mokutil)",
+    );
+  }
+  return ok(
+    id,
+    title,
+    `lockdown is "${f.lockdown}"${sb}; the image handed to the kernel${img.unwrapped.length > 0 ? ` (unwrapped: ${img.unwrapped.join(", ")})` : ""} carries a signature, which the kernel verifies against its trusted keys at load`,
+  );
+}
+
+function checkCriu(f: Facts): Check[] {
+  const c = f.criu;
+  if (c === null) return [];
+  const id = "criu.check";
+  const title = "criu check";
+  if (!c.exists) return [fail(id, title, `criu_exe ${c.exe} does not exist or is not executable`, "install criu (dnf install criu / apt install criu) or set criu_exe in nvwa-server.yaml")];
+  const last = c.output.split("\n").filter((l) => l.trim() !== "").slice(-2).join(" | ") || "(no output)";
+  if (c.timedOut) return [fail(id, title, `${c.exe} check did not finish in time`, "run `criu check` by hand and look for what hangs")];
+  if (c.exitCode !== 0) return [fail(id, title, `${c.exe} check failed (exit ${c.exitCode}): ${last}`, "criu cannot checkpoint on this kernel; install a criu release that supports it")];
+  if (/missing|warn/i.test(c.output)) return [warn(id, title, `${c.exe} check: ${last}`, "some kernel features criu can use are missing; run `criu check --all` to see which")];
+  return [ok(id, title, `${c.exe} check: ${last}`)];
+}
+
+function checkTargets(f: Facts, config: NvwaConfig): Check[] {
+  const out: Check[] = [];
+  for (const pid of config.restore.pids) {
+    const id = `target.pid.${pid}`;
+    const title = `pid ${pid}`;
+    const p = f.pids.find((x) => x.pid === pid);
+    if (pid === 1) out.push(fail(id, title, "pid 1 is init and cannot be checkpointed", "list the workload's pid, or its systemd service under services:"));
+    else if (pid === f.pid) out.push(fail(id, title, `pid ${pid} is nvwa itself`, "remove it from pids: in nvwa-restore.yaml"));
+    else if (p === undefined || !p.alive) {
+      out.push(fail(id, title, p?.zombie ? `pid ${pid} (${p.comm}) is a zombie` : `no process with pid ${pid} is running`, "remove it from pids: in nvwa-restore.yaml or start the workload"));
+    } else if (p.kernelThread) {
+      out.push(fail(id, title, `pid ${pid} (${p.comm}) is a kernel thread; there is nothing to checkpoint`, "list the workload's pid instead (pgrep -f <name>)"));
+    } else {
+      out.push(ok(id, title, `${p.comm} is running; ${p.treePids.length} process(es) in its tree, ${humanBytes(p.rssBytes)} resident`));
+    }
+  }
+  out.push(...checkServices(config.restore.services, f.services, config.server.systemdEtc, f.capabilities.journalStdio, f.servicesProbeError));
+  if (config.restore.pids.length === 0 && config.restore.services.length === 0) {
+    out.push(warn("targets", "targets", "no pids or services are configured: an update would only switch kernels", "list them in nvwa-restore.yaml (pids:, services:)"));
+  }
+  return out;
+}
+
+function targetRss(f: Facts): number {
+  return f.pids.filter((p) => p.alive).reduce((s, p) => s + p.rssBytes, 0);
+}
+
+function checkCriuDir(f: Facts, config: NvwaConfig): Check[] {
+  const d = f.criuDir;
+  const out: Check[] = [];
+  const where = d.probedPath === d.path ? d.path : `${d.path} (to be created under ${d.probedPath})`;
+  if (d.fsType === "tmpfs" || d.fsType === "ramfs") {
+    out.push(fail("criu-dir.fs", "criu_dir filesystem", `${where} is on ${d.fsType}, which does not survive the jump`, "set criu_dir in nvwa-server.yaml to a directory on disk, e.g. /var/nvwa/running/"));
+  } else if (d.fsType === "unknown") {
+    out.push(warn("criu-dir.fs", "criu_dir filesystem", `the filesystem of ${where} could not be determined`, "make sure criu_dir is on a disk filesystem"));
+  } else {
+    out.push(ok("criu-dir.fs", "criu_dir filesystem", `${where} is on ${d.fsType}`));
+  }
+  const need = targetRss(f);
+  const svcNote = config.restore.services.length > 0 ? " (services' memory not counted)" : "";
+  if (d.freeBytes === null) {
+    out.push(warn("criu-dir.space", "criu_dir free space", `free space of ${where} could not be read`, "check with df"));
+  } else if (d.freeBytes < need) {
+    out.push(fail("criu-dir.space", "criu_dir free space", `${humanBytes(d.freeBytes)} free, the targets hold ${humanBytes(need)} in memory${svcNote}`, "free space on that filesystem or point criu_dir elsewhere"));
+  } else if (d.freeBytes < need * 1.5 + 64 * 1024 * 1024) {
+    out.push(warn("criu-dir.space", "criu_dir free space", `${humanBytes(d.freeBytes)} free for ${humanBytes(need)} of target memory${svcNote}: little margin`, "free space on that filesystem"));
+  } else {
+    out.push(ok("criu-dir.space", "criu_dir free space", `${humanBytes(d.freeBytes)} free, targets hold ${humanBytes(need)}${svcNote}`));
+  }
+  return out;
+}
+
+function checkSelinux(f: Facts): Check {
+  if (f.selinux === "enforcing") {
+    return warn(
+      "selinux",
+      "SELinux",
+      "SELinux is enforcing: criu restore needs a policy that lets it recreate the processes with their labels",
+      "rehearse with `nvwa check --rehearse`; if restore is denied, load criu's policy module or run the update with `setenforce 0`",
+    );
+  }
+  return ok("selinux", "SELinux", f.selinux === "permissive" ? "SELinux is permissive" : "SELinux is not enabled");
+}
+
+function checkLock(f: Facts): Check {
+  const l = f.lock;
+  if (!l.exists) return ok("update.lock", "no update running", `${l.path} does not exist`);
+  if (l.pid !== null && l.alive === true && l.pid !== f.pid) {
+    return fail("update.lock", "no update running", `an update is already running (pid ${l.pid} holds ${l.path})`, "wait for it to finish; `nvwa status` shows its progress");
+  }
+  if (l.pid === null) return warn("update.lock", "no update running", `${l.path} exists but names no pid`, `if no update is running, remove ${l.path}`);
+  return warn("update.lock", "no update running", `${l.path} is left over from pid ${l.pid}, which is no longer running`, `it is taken over by the next update; remove ${l.path} to be sure`);
+}
+
+/** Pure: the whole preflight, in display order. */
+export function evaluatePreflight(f: Facts, config: NvwaConfig): Check[] {
+  const pinProcesses = f.pids.filter((p) => p.alive).reduce((s, p) => s + p.treePids.length, 0) + config.restore.services.length;
+  const img = f.kernel?.image;
+  return [
+    checkPrivileges(f),
+    ...checkKernel(f),
+    ...checkKexec(f, config),
+    ...checkCriu(f),
+    ...checkTargets(f, config),
+    ...checkCriuDir(f, config),
+    checkSelinux(f),
+    ...checkAccelerations({
+      arch: f.arch,
+      cmdline: f.cmdline,
+      iomem: f.iomem,
+      devPinmem: f.devPinmem,
+      quickEnabled: config.restore.enableQuickKexec,
+      pinEnabled: config.restore.enablePinMemory,
+      kernelBytes: img && img.ok ? img.bytes : null,
+      initrdBytes: f.kernel?.initrdBytes ?? null,
+      pinProcesses,
+      targetRssBytes: targetRss(f),
+      nrCpus: f.nrCpus,
+    }),
+    checkLock(f),
+    checkKexecWatchdog(f.watchdog, f.watchdogDevices),
+  ];
+}
+
+/** Throws the preflight failure `nvwa update` reports (exit code 3), or returns the checks. */
+export function assertPreflight(checks: Check[]): Check[] {
+  const bad = failed(checks);
+  if (bad.length === 0) return checks;
+  const first = bad[0] as Check;
+  throw new NvwaError(
+    "preflight.failed",
+    bad.length === 1 ? `preflight failed: ${first.title}: ${first.detail}` : `preflight failed (${bad.length} checks): ${bad.map((c) => c.title).join(", ")}`,
+    {
+      hint: bad.length === 1 ? first.fix : "run `nvwa check <version>` to see each failure and its fix",
+      exitCode: ExitCode.preflight,
+      details: { failed: bad },
+    },
+  );
+}
