@@ -17,7 +17,7 @@ APT_PACKAGES=(
   qemu-utils          # qcow2 overlays
   e2fsprogs           # mkfs.ext4 -d and debugfs: images without loop mounts
   iproute2            # tests compare netlink state with `ip -j` (nvwa itself never runs ip)
-  rpm createrepo-c dnf gnupg rpmlint  # packaging and its install test
+  rpm createrepo-c dnf gnupg rpmlint xorriso  # packaging, its ISO and its install test
   dbus-daemon         # a real D-Bus peer for the wire-format tests
   file
 )
