@@ -6,7 +6,7 @@
  *   1. the environment must say NVWA_ALLOW_REBOOT=1 (the packaged nvwa.service sets it; a shell,
  *      a test runner or CI does not);
  *   2. the caller must name why: a committed update, proven by the manifest on disk having
- *      phase "committed" and the same id, or a disposable machine, which additionally needs
+ *      phase "committed" (or "jumping") and the same id, or a disposable machine, which additionally needs
  *      NVWA_DISPOSABLE_MACHINE=1 (only the QEMU guest harness sets it);
  *   3. /sys/kernel/kexec_loaded must read 1: without a loaded image the call would do nothing
  *      useful, and systemd's equivalent silently turns into a firmware reboot.
@@ -80,7 +80,8 @@ export function rebootRefusal(arming: RebootArming, ctx: RebootContext): NvwaErr
         { manifestPath: arming.manifestPath },
       );
     }
-    if (rec.phase !== "committed") {
+    // "jumping" is written just before the jump itself, so the restore side can tell it started.
+    if (rec.phase !== "committed" && rec.phase !== "jumping") {
       return refuse(`update ${arming.updateId} is in phase "${String(rec.phase)}", not "committed"`, "commit the checkpoint before jumping", {
         manifestPath: arming.manifestPath,
         phase: rec.phase,

@@ -1,0 +1,86 @@
+/**
+ * What `nvwa status` and the end of `nvwa update` tell a person: kernels, each target's phase,
+ * per-phase durations and each target's downtime (frozen → running again). Pure over a manifest.
+ */
+import type { Manifest, Target, Timing } from "../state/manifest.ts";
+
+export interface TargetSummary {
+  name: string;
+  kind: Target["kind"];
+  phase: Target["phase"];
+  rootPid: number;
+  /** Dump start → restore end, when both happened. */
+  downtimeMs?: number;
+  steps: { name: string; ms: number }[];
+  error?: string;
+}
+
+export interface UpdateSummary {
+  updateId: string;
+  phase: Manifest["phase"];
+  kernelFrom: string;
+  kernelTo: string;
+  loader?: string;
+  phases: { name: string; ms: number }[];
+  targets: TargetSummary[];
+  error?: string;
+}
+
+function durations(timings: Record<string, Timing>): { name: string; ms: number }[] {
+  return Object.entries(timings)
+    .filter((e): e is [string, Required<Timing>] => e[1].end !== undefined)
+    .sort((a, b) => a[1].start - b[1].start)
+    .map(([name, t]) => ({ name, ms: t.end - t.start }));
+}
+
+/** The target's outage: from the first dump-side stamp to the last restore-side stamp. */
+export function downtimeOf(t: Target): number | undefined {
+  const entries = Object.entries(t.timings);
+  const starts = entries.filter(([k]) => /^(freeze|dump)/.test(k)).map(([, v]) => v.start);
+  const ends = entries.filter(([k]) => /^restore/.test(k)).map(([, v]) => v.end).filter((x): x is number => x !== undefined);
+  if (starts.length === 0 || ends.length === 0 || t.phase !== "restored") return undefined;
+  return Math.max(...ends) - Math.min(...starts);
+}
+
+export function summarise(m: Manifest): UpdateSummary {
+  return {
+    updateId: m.updateId,
+    phase: m.phase,
+    kernelFrom: m.kernel.from,
+    kernelTo: m.kernel.to,
+    ...(m.kernel.loader === undefined ? {} : { loader: m.kernel.loader }),
+    phases: durations(m.timings),
+    targets: m.targets.map((t) => {
+      const downtimeMs = downtimeOf(t);
+      return {
+        name: t.name,
+        kind: t.kind,
+        phase: t.phase,
+        rootPid: t.rootPid,
+        ...(downtimeMs === undefined ? {} : { downtimeMs }),
+        steps: durations(t.timings),
+        ...(t.error === undefined ? {} : { error: `${t.error.message}${t.error.hint ? ` — ${t.error.hint}` : ""}` }),
+      };
+    }),
+    ...(m.error === undefined ? {} : { error: `${m.error.message}${m.error.hint ? ` — ${m.error.hint}` : ""}` }),
+  };
+}
+
+const secs = (ms: number): string => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms} ms`);
+
+export function renderSummary(s: UpdateSummary): string {
+  const lines = [
+    `update ${s.updateId}: ${s.phase}`,
+    `kernel ${s.kernelFrom} → ${s.kernelTo}${s.loader ? ` (loaded with ${s.loader})` : ""}`,
+  ];
+  if (s.error) lines.push(`error: ${s.error}`);
+  if (s.phases.length > 0) lines.push(`phases: ${s.phases.map((p) => `${p.name} ${secs(p.ms)}`).join(", ")}`);
+  if (s.targets.length === 0) lines.push("targets: none");
+  for (const t of s.targets) {
+    const down = t.downtimeMs === undefined ? "" : `, downtime ${secs(t.downtimeMs)}`;
+    lines.push(`  ${t.kind === "pid" ? "pid" : "service"} ${t.name} (root pid ${t.rootPid}): ${t.phase}${down}`);
+    if (t.steps.length > 0) lines.push(`    ${t.steps.map((p) => `${p.name} ${secs(p.ms)}`).join(", ")}`);
+    if (t.error) lines.push(`    error: ${t.error}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,339 @@
+/**
+ * The D-Bus client against a real peer: a dbus-daemon (Debian package "dbus-daemon") started by
+ * this test on a socket of its own. The bus validates every message it routes, so a call that
+ * travels through it proves the wire format both ways.
+ *
+ * systemd cannot run on this host (it is not PID 1 here, and a user instance reconfigures the
+ * host's cgroups), so the SystemdManager tests talk to a stand-in that owns the name
+ * org.freedesktop.systemd1 on that bus and answers the few Manager calls nvwa makes. The real
+ * systemd paths are exercised in the QEMU guest.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { connectSystemd, DBusConnection, DBusRemoteError, type ServedReply } from "../../src/systemd/dbus-conn.ts";
+import { MessageType, Variant, type DBusValue, type Message } from "../../src/systemd/dbus-wire.ts";
+import { SystemdManager } from "../../src/systemd/manager.ts";
+import { MANAGER_IFACE, MANAGER_PATH, unitObjectPath } from "../../src/systemd/units.ts";
+import { NvwaError } from "../../src/errors.ts";
+
+let dir: string;
+let busPath: string;
+let daemon: Subprocess<"ignore", "pipe", "pipe">;
+const opened: DBusConnection[] = [];
+
+async function connect(): Promise<DBusConnection> {
+  const c = await DBusConnection.connect({ path: busPath, bus: true });
+  opened.push(c);
+  return c;
+}
+
+async function errorCode(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return e instanceof NvwaError ? e.code : `non-nvwa: ${String(e)}`;
+  }
+  return "no error";
+}
+
+const BUS = { destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus" };
+
+beforeAll(async () => {
+  if (!Bun.which("dbus-daemon")) throw new Error("dbus-daemon is not installed: apt-get install -y dbus-daemon");
+  dir = mkdtempSync(join(tmpdir(), "nvwa-dbus-"));
+  busPath = join(dir, "bus");
+  const config = join(dir, "bus.conf");
+  writeFileSync(
+    config,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path=${busPath}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+`,
+  );
+  daemon = Bun.spawn(["dbus-daemon", "--config-file", config, "--nofork", "--print-address"], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  // The address line is printed once the socket listens.
+  const reader = daemon.stdout.getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`dbus-daemon exited: ${await new Response(daemon.stderr).text()}`);
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  expect(out).toContain(`unix:path=${busPath}`);
+});
+
+afterAll(async () => {
+  for (const c of opened) c.close();
+  daemon?.kill();
+  await daemon?.exited;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("a real dbus-daemon", () => {
+  test("Hello, GetId, ListNames, NameHasOwner", async () => {
+    const c = await connect();
+    expect(c.uniqueName).toMatch(/^:1\.\d+$/);
+    expect(c.guid).toMatch(/^[0-9a-f]{32}$/);
+    const id = await c.call({ ...BUS, member: "GetId" });
+    expect(id.signature).toBe("s");
+    // The bus' id, not the listening address' GUID from the SASL OK line: both are 32 hex digits.
+    expect(id.body[0]).toMatch(/^[0-9a-f]{32}$/);
+    const names = await c.call({ ...BUS, member: "ListNames" });
+    expect(names.body[0]).toEqual(expect.arrayContaining(["org.freedesktop.DBus", c.uniqueName]));
+    const has = await c.call({ ...BUS, member: "NameHasOwner", signature: "s", body: [c.uniqueName as string] });
+    expect(has.body).toEqual([true]);
+  });
+
+  test("Properties.Get and GetAll: variants and dicts from a real peer", async () => {
+    const c = await connect();
+    const r = await c.call({ ...BUS, interface: "org.freedesktop.DBus.Properties", member: "Get", signature: "ss", body: ["org.freedesktop.DBus", "Features"] });
+    expect(r.signature).toBe("v");
+    const v = r.body[0] as Variant;
+    expect(v).toBeInstanceOf(Variant);
+    expect(v.signature).toBe("as");
+    const all = await c.call({ ...BUS, interface: "org.freedesktop.DBus.Properties", member: "GetAll", signature: "s", body: ["org.freedesktop.DBus"] });
+    expect(all.signature).toBe("a{sv}");
+    expect((all.body[0] as Map<string, DBusValue>).get("Features")).toEqual(v);
+  });
+
+  test("error replies become NvwaError dbus.<ErrorName> with the peer's message", async () => {
+    const c = await connect();
+    let caught: unknown;
+    try {
+      await c.call({ ...BUS, member: "NoSuchMethod" });
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(NvwaError);
+    const e = caught as NvwaError;
+    expect(e.code).toBe("dbus.org.freedesktop.DBus.Error.UnknownMethod");
+    expect(e.message).toContain("NoSuchMethod");
+    expect(e.hint).toBeTruthy();
+    expect(await errorCode(c.call({ destination: "org.nvwa.Nobody", path: "/", member: "X" }))).toBe("dbus.org.freedesktop.DBus.Error.ServiceUnknown");
+    // the connection is still usable afterwards
+    expect((await c.call({ ...BUS, member: "GetId" })).body[0]).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  test("100 pipelined calls: each reply matched to its own call by serial", async () => {
+    const c = await connect();
+    const other = await connect();
+    const asks = Array.from({ length: 100 }, (_, i) => (i % 3 === 0 ? (other.uniqueName as string) : `:9.${i}`));
+    const answers = await Promise.all(asks.map((n) => c.call({ ...BUS, member: "NameHasOwner", signature: "s", body: [n] })));
+    expect(answers.map((a) => a.body[0])).toEqual(asks.map((_, i) => i % 3 === 0));
+  });
+
+  test("a service on the bus: complex values travel through dbus-daemon's validation both ways", async () => {
+    const server = await connect();
+    const served: Message[] = [];
+    server.onMethodCall((m): ServedReply => {
+      served.push(m);
+      if (m.member === "Fail") throw new DBusRemoteError("org.nvwa.Test.Error.Nope", "nope, on purpose");
+      return { signature: m.signature, body: m.body };
+    });
+    const own = await server.call({ ...BUS, member: "RequestName", signature: "su", body: ["org.nvwa.Test", 4] });
+    expect(own.body).toEqual([1]); // DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER
+    const client = await connect();
+    const echo = (signature: string, body: DBusValue[]) =>
+      client.call({ destination: "org.nvwa.Test", path: "/org/nvwa/Test", interface: "org.nvwa.Test", member: "Echo", signature, body });
+
+    const dict = new Map<string, DBusValue>([
+      ["Type", new Variant("s", "notify")],
+      ["MainPID", new Variant("u", 4242)],
+      ["ExecStart", new Variant("a(sasbttttuii)", [["/usr/bin/redis-server", ["redis-server", "--port", "0"], false, 1n, 2n, 3n, 4n, 99, 0, 0]])],
+      ["Nested", new Variant("v", new Variant("ax", [-1n, 0n, 1n << 62n]))],
+    ]);
+    expect((await echo("a{sv}", [dict])).body).toEqual([dict]);
+    const row: DBusValue[] = [255, false, -7, 7, -70000, 70000, -(1n << 40n), 1n << 63n, 2.5, "ünïcode ✓", "/a/b", "(ii)"];
+    expect((await echo("(ybnqiuxtdsog)", [row])).body).toEqual([row]);
+    // ~1 MiB in one message: arrives in many chunks
+    const big = new Uint8Array(1 << 20).map((_, i) => i & 0xff);
+    const bigReply = await echo("aysaay", [big, "tail", [new Uint8Array([1]), new Uint8Array(0)]]);
+    expect(bigReply.body).toEqual([big, "tail", [new Uint8Array([1]), new Uint8Array(0)]]);
+    expect(served[0]?.sender).toBe(client.uniqueName);
+
+    let caught: unknown;
+    try {
+      await client.call({ destination: "org.nvwa.Test", path: "/org/nvwa/Test", interface: "org.nvwa.Test", member: "Fail" });
+    } catch (e) {
+      caught = e;
+    }
+    expect((caught as NvwaError).code).toBe("dbus.org.nvwa.Test.Error.Nope");
+    expect((caught as NvwaError).message).toContain("nope, on purpose");
+  });
+
+  test("signals reach onSignal handlers", async () => {
+    const watcher = await connect();
+    const seen: Message[] = [];
+    watcher.onSignal((m) => seen.push(m));
+    await watcher.call({ ...BUS, member: "AddMatch", signature: "s", body: ["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"] });
+    const newcomer = await connect();
+    const name = newcomer.uniqueName as string;
+    // The bus emits the signal while handling the newcomer's Hello, which is done by now; the
+    // reply to a later call of ours therefore arrives after it.
+    await watcher.call({ ...BUS, member: "GetId" });
+    const change = seen.find((m) => m.member === "NameOwnerChanged" && m.body[0] === name);
+    expect(change?.type).toBe(MessageType.signal);
+    expect(change?.body).toEqual([name, "", name]);
+  });
+
+  test("authentication as a uid we are not is rejected by the bus", async () => {
+    expect(await errorCode(DBusConnection.connect({ path: busPath, bus: true, uid: 12345 }))).toBe("dbus.auth-rejected");
+  });
+
+  test("no socket: dbus.unreachable; systemd's private socket missing falls back to the bus", async () => {
+    expect(await errorCode(DBusConnection.connect({ path: join(dir, "missing"), bus: false }))).toBe("dbus.unreachable");
+    expect(await errorCode(connectSystemd({ privateSocket: join(dir, "missing"), busSocket: null }))).toBe("dbus.unreachable");
+    expect(await errorCode(connectSystemd({ privateSocket: join(dir, "missing"), busSocket: join(dir, "missing2") }))).toBe("dbus.unreachable");
+    const c = await connectSystemd({ privateSocket: join(dir, "missing"), busSocket: busPath });
+    opened.push(c);
+    expect(c.bus).toBe(true);
+    expect(c.uniqueName).toMatch(/^:1\./);
+  });
+
+  test("a call that gets no reply times out with dbus.timeout and the connection stays usable", async () => {
+    const server = await connect();
+    server.onMethodCall(() => new Promise<ServedReply>(() => {})); // never answers
+    await server.call({ ...BUS, member: "RequestName", signature: "su", body: ["org.nvwa.Silent", 4] });
+    const client = await connect();
+    expect(await errorCode(client.call({ destination: "org.nvwa.Silent", path: "/", member: "Wait", timeoutMs: 300 }))).toBe("dbus.timeout");
+    expect((await client.call({ ...BUS, member: "GetId" })).body[0]).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  test("SystemdManager over the bus with no systemd there: the bus' answer, as a typed error", async () => {
+    expect(await errorCode(SystemdManager.connect({ privateSocket: join(dir, "missing"), busSocket: busPath }))).toBe(
+      "dbus.org.freedesktop.DBus.Error.ServiceUnknown",
+    );
+  });
+});
+
+/** Plays the parts of org.freedesktop.systemd1 that nvwa uses (see the file comment for why). */
+async function standInSystemd(opts: { jobRemovedSignal: boolean }) {
+  const conn = await connect();
+  const calls: string[] = [];
+  let jobId = 0;
+  const liveJobs = new Set<string>();
+  const units = new Map<string, Record<string, [string, DBusValue]>>([
+    [
+      "redis.service",
+      {
+        LoadState: ["s", "loaded"],
+        ActiveState: ["s", "active"],
+        SubState: ["s", "running"],
+        UnitFileState: ["s", "enabled"],
+        FragmentPath: ["s", "/lib/systemd/system/redis.service"],
+        Type: ["s", "notify"],
+        MainPID: ["u", 777],
+        StandardOutput: ["s", "append"],
+        StandardError: ["s", "inherit"],
+        PrivateTmp: ["b", false],
+        NotifyAccess: ["s", "main"],
+        PIDFile: ["s", ""],
+        Restart: ["s", "always"],
+        RemainAfterExit: ["b", false],
+        ControlGroup: ["s", "/system.slice/redis.service"],
+      },
+    ],
+  ]);
+  conn.onMethodCall((m): ServedReply => {
+    calls.push(`${m.member}(${m.body.map((b) => String(b)).join(",")})`);
+    if (m.interface === MANAGER_IFACE) {
+      switch (m.member) {
+        case "Subscribe":
+        case "Reload":
+          return {};
+        case "LoadUnit":
+        case "GetUnit": {
+          const name = String(m.body[0]);
+          if (m.member === "GetUnit" && !units.has(name)) throw new DBusRemoteError("org.freedesktop.systemd1.NoSuchUnit", `Unit ${name} not loaded.`);
+          return { signature: "o", body: [unitObjectPath(name)] };
+        }
+        case "StartUnit":
+        case "StopUnit": {
+          const job = `/org/freedesktop/systemd1/job/${++jobId}`;
+          liveJobs.add(job);
+          setTimeout(() => {
+            liveJobs.delete(job);
+            if (opts.jobRemovedSignal) {
+              conn.send({ type: MessageType.signal, flags: 0, path: MANAGER_PATH, interface: MANAGER_IFACE, member: "JobRemoved", signature: "uoss", body: [jobId, job, String(m.body[0]), "done"] });
+            }
+          }, 20);
+          return { signature: "o", body: [job] };
+        }
+      }
+    }
+    if (m.interface === "org.freedesktop.DBus.Properties" && m.member === "Get") {
+      const [iface, prop] = m.body as [string, string];
+      if (m.path?.startsWith("/org/freedesktop/systemd1/job/")) {
+        if (!liveJobs.has(m.path)) throw new DBusRemoteError("org.freedesktop.DBus.Error.UnknownObject", `Unknown object '${m.path}'.`);
+        return { signature: "v", body: [new Variant("s", "running")] };
+      }
+      if (m.path === MANAGER_PATH && prop === "KExecWatchdogUSec") return { signature: "v", body: [new Variant("t", 30_000_000n)] };
+      const unit = [...units.entries()].find(([n]) => unitObjectPath(n) === m.path);
+      const value = unit?.[1][prop];
+      if (!value) throw new DBusRemoteError("org.freedesktop.DBus.Error.UnknownProperty", `Unknown property ${iface}.${prop}`);
+      return { signature: "v", body: [new Variant(value[0], value[1])] };
+    }
+    throw new DBusRemoteError("org.freedesktop.DBus.Error.UnknownMethod", `Unknown method ${m.member}`);
+  });
+  await conn.call({ ...BUS, member: "RequestName", signature: "su", body: ["org.freedesktop.systemd1", 4] });
+  return { calls, release: () => conn.call({ ...BUS, member: "ReleaseName", signature: "s", body: ["org.freedesktop.systemd1"] }) };
+}
+
+describe("SystemdManager against a stand-in on the bus", () => {
+  test("properties, start/stop with JobRemoved, reload, watchdog, kexec guard", async () => {
+    const fake = await standInSystemd({ jobRemovedSignal: true });
+    try {
+      const mgr = await SystemdManager.connect({ privateSocket: join(dir, "missing"), busSocket: busPath });
+      opened.push(mgr.conn);
+      expect(fake.calls).toContain("Subscribe()");
+      const p = await mgr.serviceProperties("redis.service");
+      expect(p).toMatchObject({ unit: "redis.service", objectPath: unitObjectPath("redis.service"), type: "notify", mainPid: 777, activeState: "active", privateTmp: false });
+      expect(await errorCode(mgr.getUnit("nope.service"))).toBe("dbus.org.freedesktop.systemd1.NoSuchUnit");
+
+      const started = await mgr.startUnitAndWait("redis.service");
+      expect(started).toEqual({ job: "/org/freedesktop/systemd1/job/1", unit: "redis.service", result: "done" });
+      const stopped = await mgr.stopUnitAndWait("redis.service", "replace");
+      expect(stopped.result).toBe("done");
+      await mgr.reload();
+      expect(fake.calls).toContain("Reload()");
+      expect((await mgr.watchdogSettings()).kexecUsec).toBe(30_000_000n);
+
+      const flag = join(dir, "kexec_loaded");
+      writeFileSync(flag, "0\n");
+      expect(await errorCode(mgr.kexecJump({ kexecLoadedPath: flag }))).toBe("kexec.not-loaded");
+      expect(fake.calls.some((c) => c.startsWith("StartUnit(kexec.target"))).toBe(false);
+      writeFileSync(flag, "1\n");
+      expect(await mgr.kexecJump({ kexecLoadedPath: flag })).toMatch(/^\/org\/freedesktop\/systemd1\/job\/\d+$/);
+      expect(fake.calls).toContain("StartUnit(kexec.target,replace-irreversibly)");
+    } finally {
+      await fake.release();
+    }
+  });
+
+  test("a job whose JobRemoved never comes is seen finished by polling", async () => {
+    const fake = await standInSystemd({ jobRemovedSignal: false });
+    try {
+      const mgr = await SystemdManager.connect({ privateSocket: join(dir, "missing"), busSocket: busPath });
+      opened.push(mgr.conn);
+      const outcome = await mgr.startUnitAndWait("redis.service");
+      expect(outcome).toEqual({ job: "/org/freedesktop/systemd1/job/1", unit: "", result: "unknown" });
+      expect(fake.calls.filter((c) => c.startsWith("Get(org.freedesktop.systemd1.Job")).length).toBeGreaterThan(0);
+    } finally {
+      await fake.release();
+    }
+  });
+});
