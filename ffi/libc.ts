@@ -39,6 +39,7 @@ const symbols = {
     returns: FFIType.i32,
   },
   getuid: { args: [], returns: FFIType.u32 },
+  flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 function openLibc() {

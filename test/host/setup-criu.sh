@@ -5,11 +5,12 @@
 # changed: the tree is a chroot-shaped cache that is never chrooted into, only loaded from.
 #
 # Idempotent: a second run only checks the wrapper and prints its path.
-# Env: NVWA_CRIU_CACHE (default /var/cache/nvwa-test/criu-trixie).
+# Env: NVWA_CRIU_SUITE (default trixie), NVWA_CRIU_CACHE (default /var/cache/nvwa-test/criu-<suite>).
 # Output: stdout is exactly one line, the wrapper's path; progress goes to stderr.
 set -euo pipefail
 
-CACHE="${NVWA_CRIU_CACHE:-/var/cache/nvwa-test/criu-trixie}"
+SUITE="${NVWA_CRIU_SUITE:-trixie}"
+CACHE="${NVWA_CRIU_CACHE:-/var/cache/nvwa-test/criu-$SUITE}"
 ROOT="$CACHE/root"
 WRAPPER="$CACHE/criu"
 
@@ -58,8 +59,8 @@ MIRROR="$(mirror)"
 mkdir -p "$CACHE"
 chmod 0700 "$CACHE"
 rm -rf "$ROOT.tmp"
-say "building trixie criu into $ROOT from $MIRROR (about 20 s, 170 MB)"
-mmdebstrap --variant=essential --include=criu trixie "$ROOT.tmp" "deb $MIRROR trixie main" >&2 \
+say "building $SUITE criu into $ROOT from $MIRROR (about 20 s, 170 MB)"
+mmdebstrap --variant=essential --include=criu --aptopt='Acquire::Check-Valid-Until "false"' "$SUITE" "$ROOT.tmp" "deb $MIRROR $SUITE main" >&2 \
   || { rm -rf "$ROOT.tmp"; die "mmdebstrap failed (is $MIRROR reachable?)"; }
 [ -x "$ROOT.tmp/usr/sbin/criu" ] || { rm -rf "$ROOT.tmp"; die "the tree has no usr/sbin/criu"; }
 rm -rf "$ROOT"
@@ -68,7 +69,7 @@ mv "$ROOT.tmp" "$ROOT"
 # Written to a temp name and renamed so a half-written wrapper is never picked up.
 cat >"$WRAPPER.tmp" <<WRAP
 #!/bin/sh
-# trixie criu from $ROOT, run with its own loader and libraries (see test/host/setup-criu.sh)
+# $SUITE criu from $ROOT, run with its own loader and libraries (see test/host/setup-criu.sh)
 exec "$ROOT/$LD" --library-path "$ROOT/lib/$TRIPLET:$ROOT/usr/lib/$TRIPLET" "$ROOT/usr/sbin/criu" "\$@"
 WRAP
 chmod 0755 "$WRAPPER.tmp"

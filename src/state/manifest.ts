@@ -1,0 +1,322 @@
+/**
+ * The manifest: `<criu_dir>/manifest.json`, the one record of an update that survives the jump.
+ * The daemon, the restore side and `nvwa status` all read it; it is written only through
+ * src/state/manifest-file.ts (atomic replace, 0600). This module is pure: schema, types,
+ * parsing, phase rules.
+ *
+ * Update phases and the only transitions allowed (assertPhaseTransition):
+ *
+ *   planned ──▶ checkpointing ──▶ dumped ──▶ committed ──▶ jumping ──▶ restoring ──▶ restored
+ *      │              │             │            │                        ▲  │
+ *      └──────────────┴─────────────┴──▶ rolled-back                      │  └──▶ restore-failed
+ *                                                └─────────────(no jump)──┘          │
+ *                                                                 restoring ◀────────┘ (retry)
+ *
+ * - planned: written before anything is touched (kernel loaded, drop-ins, no process frozen).
+ * - checkpointing: dumps under way; targets in phase "dumped" are frozen (criu --leave-stopped).
+ * - dumped: every target is saved and frozen; nothing is killed yet. Rollback still possible.
+ * - committed: images fsynced, then the frozen trees were killed. From here on the only way
+ *   forward is a restore (after the jump, or on this boot if the jump fails).
+ * - jumping: set just before reboot(KEXEC); `bootId` tells the restore side whether it happened.
+ * - restoring / restored / restore-failed: the boot-time side; restore-failed means at least
+ *   one target could not be restored (each target says why) and may be retried by name.
+ * - rolled-back: terminal; every frozen tree was resumed and the images removed.
+ *
+ * Target phases: planned → dumping → dumped → (resumed | killed → restoring → restored |
+ * restore-failed | skipped); dump-failed when its own dump failed.
+ */
+import { join, resolve } from "node:path";
+import * as v from "valibot";
+import { NvwaError } from "../errors.ts";
+
+export const MANIFEST_VERSION = 1;
+export const MANIFEST_FILE = "manifest.json";
+
+export const UPDATE_PHASES = [
+  "planned",
+  "checkpointing",
+  "dumped",
+  "rolled-back",
+  "committed",
+  "jumping",
+  "restoring",
+  "restored",
+  "restore-failed",
+] as const;
+export type UpdatePhase = (typeof UPDATE_PHASES)[number];
+
+export const TARGET_PHASES = [
+  "planned",
+  "dumping",
+  "dumped",
+  "dump-failed",
+  "resumed",
+  "killed",
+  "restoring",
+  "restored",
+  "restore-failed",
+  "skipped",
+] as const;
+export type TargetPhase = (typeof TARGET_PHASES)[number];
+
+const TRANSITIONS: Record<UpdatePhase, readonly UpdatePhase[]> = {
+  planned: ["checkpointing", "rolled-back"],
+  checkpointing: ["dumped", "rolled-back"],
+  dumped: ["committed", "rolled-back"],
+  committed: ["jumping", "restoring"],
+  jumping: ["restoring"],
+  restoring: ["restored", "restore-failed"],
+  "restore-failed": ["restoring"],
+  restored: [],
+  "rolled-back": [],
+};
+
+export function canTransition(from: UpdatePhase, to: UpdatePhase): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function assertPhaseTransition(from: UpdatePhase, to: UpdatePhase): void {
+  if (from === to || canTransition(from, to)) return;
+  throw new NvwaError("state.bad-transition", `the update cannot go from phase "${from}" to "${to}"`, {
+    hint: "another nvwa run changed the manifest meanwhile, or it was edited by hand; see `nvwa status`",
+    details: { from, to },
+  });
+}
+
+const Int = v.pipe(v.number(), v.integer());
+const Pid = v.pipe(v.number(), v.integer(), v.minValue(1));
+const Epoch = v.pipe(v.number(), v.integer(), v.minValue(0));
+
+export const Timing = v.object({ start: Epoch, end: v.optional(Epoch) });
+export type Timing = v.InferOutput<typeof Timing>;
+const Timings = v.record(v.string(), Timing);
+
+export const ErrorRecord = v.object({
+  code: v.string(),
+  message: v.string(),
+  hint: v.optional(v.string()),
+});
+export type ErrorRecord = v.InferOutput<typeof ErrorRecord>;
+
+/** criu's own numbers from --display-stats (microseconds / pages), when it printed them. */
+export const DumpStats = v.object({
+  freezingUs: v.optional(Int),
+  frozenUs: v.optional(Int),
+  memdumpUs: v.optional(Int),
+  memwriteUs: v.optional(Int),
+  pagesScanned: v.optional(Int),
+  pagesWritten: v.optional(Int),
+});
+export type DumpStats = v.InferOutput<typeof DumpStats>;
+
+export const RestoreStats = v.object({
+  restoreUs: v.optional(Int),
+  forkingUs: v.optional(Int),
+  pagesRestored: v.optional(Int),
+});
+export type RestoreStats = v.InferOutput<typeof RestoreStats>;
+
+/** A target name is also its images directory under criu_dir: one path component. */
+export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9:_.@\\-]{0,254}$/;
+
+export const Target = v.object({
+  kind: v.picklist(["pid", "service"]),
+  /** The pid as written in the config ("948") or the full unit name ("redis.service"). */
+  name: v.pipe(v.string(), v.regex(TARGET_NAME, "one path component of letters, digits and :_.@\\-")),
+  unit: v.optional(v.string()),
+  rootPid: Pid,
+  /** Start time of the root (clock ticks since boot, /proc/<pid>/stat field 22): tells a pid reused. */
+  rootStartTime: v.optional(Int),
+  /** Every pid of the tree: each process and each thread id. These must be free at restore. */
+  pids: v.array(Pid),
+  /** The thread-group leaders among `pids`: the processes signals go to. */
+  processes: v.array(Pid),
+  /** Processes that were already stopped (state T) before the dump: a rollback leaves them so. */
+  stoppedBefore: v.optional(v.array(Pid), []),
+  cmdline: v.array(v.string()),
+  comm: v.optional(v.string()),
+  imagesDir: v.string(),
+  /** Dumped with --shell-job (its session or process group leader is outside the tree). */
+  shellJob: v.boolean(),
+  /** Its images hold established TCP connections (criu left them in repair mode, locked). */
+  tcpConnections: v.optional(v.boolean(), false),
+  phase: v.picklist(TARGET_PHASES),
+  timings: v.optional(Timings, {}),
+  imageBytes: v.optional(Int),
+  dumpStats: v.optional(DumpStats),
+  restoreStats: v.optional(RestoreStats),
+  /** Pid of the restored root (equal to rootPid: criu restores pids as they were). */
+  restoredPid: v.optional(Pid),
+  error: v.optional(ErrorRecord),
+});
+export type Target = v.InferOutput<typeof Target>;
+
+export const ManifestOptions = v.object({
+  debug: v.boolean(),
+  pinMemory: v.boolean(),
+  restoreNet: v.boolean(),
+  tcpEstablished: v.boolean(),
+  extUnixSk: v.boolean(),
+  fileLocks: v.boolean(),
+  /** criu --network-lock method used at dump; restore must use the same. */
+  networkLock: v.optional(v.picklist(["iptables", "nftables", "skip"])),
+  /** false: criu ran with CRIU_FAULT=130 (no hardware breakpoints), see src/criu/argv.ts. */
+  hardwareBreakpoints: v.optional(v.boolean(), false),
+  /** A rehearsal (`nvwa check --rehearse`): never committed, never restored. */
+  rehearsal: v.optional(v.boolean(), false),
+});
+export type ManifestOptions = v.InferOutput<typeof ManifestOptions>;
+
+export const Manifest = v.object({
+  version: v.literal(MANIFEST_VERSION),
+  updateId: v.pipe(v.string(), v.minLength(1)),
+  createdAt: Epoch,
+  phase: v.picklist(UPDATE_PHASES),
+  kernel: v.object({ from: v.string(), to: v.string(), loader: v.optional(v.string()) }),
+  /** /proc/sys/kernel/random/boot_id when the manifest was created. */
+  createdBootId: v.optional(v.string()),
+  /** boot_id at commit: a restore on a different boot id knows the jump happened. */
+  bootId: v.optional(v.string()),
+  criuDir: v.string(),
+  criu: v.optional(v.object({ exe: v.string(), version: v.optional(v.string()) })),
+  options: ManifestOptions,
+  timings: Timings,
+  targets: v.array(Target),
+  error: v.optional(ErrorRecord),
+});
+export type Manifest = v.InferOutput<typeof Manifest>;
+
+export interface NewManifestInput {
+  updateId?: string;
+  kernel: { from: string; to: string; loader?: string };
+  criuDir: string;
+  options: ManifestOptions;
+  bootId?: string;
+  now?: number;
+  criu?: { exe: string; version?: string };
+}
+
+/** A fresh manifest in phase "planned" with no targets yet. */
+export function newManifest(input: NewManifestInput): Manifest {
+  const now = input.now ?? Date.now();
+  return {
+    version: MANIFEST_VERSION,
+    updateId: input.updateId ?? newUpdateId(now),
+    createdAt: now,
+    phase: "planned",
+    kernel: { ...input.kernel },
+    ...(input.bootId === undefined ? {} : { createdBootId: input.bootId }),
+    criuDir: input.criuDir,
+    ...(input.criu === undefined ? {} : { criu: input.criu }),
+    options: input.options,
+    timings: { planned: { start: now } },
+    targets: [],
+  };
+}
+
+/** Sortable and unique enough for one machine: "20260112T101530Z-4f2a". */
+export function newUpdateId(now = Date.now()): string {
+  const stamp = new Date(now).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const rand = Math.floor(Math.random() * 0x10000).toString(16).padStart(4, "0");
+  return `${stamp}-${rand}`;
+}
+
+/** Pure: text → validated manifest, or `state.manifest-corrupt` saying what is wrong where. */
+export function parseManifest(text: string, path: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    const why = text.trim() === "" ? "it is empty" : `it is not valid JSON (${e instanceof Error ? e.message : String(e)})`;
+    throw corrupt(path, why, e);
+  }
+  if (typeof raw === "object" && raw !== null && "version" in raw && raw.version !== MANIFEST_VERSION) {
+    const found = (raw as { version: unknown }).version;
+    throw new NvwaError("state.manifest-version", `${path} has manifest version ${JSON.stringify(found)}; this nvwa reads version ${MANIFEST_VERSION}`, {
+      hint: "it was written by a different nvwa release; restore with that release, or run `nvwa init` to discard it",
+      details: { path, found, expected: MANIFEST_VERSION },
+    });
+  }
+  const r = v.safeParse(Manifest, raw);
+  if (!r.success) {
+    const first = r.issues[0];
+    const where = first ? v.getDotPath(first) : null;
+    const why = first ? `${where ? `${where}: ` : ""}${first.message}` : "it does not match the manifest schema";
+    throw corrupt(path, why);
+  }
+  checkConsistency(r.output, path);
+  return r.output;
+}
+
+function corrupt(path: string, why: string, cause?: unknown): NvwaError {
+  return new NvwaError("state.manifest-corrupt", `${path} is damaged: ${why}`, {
+    hint: "nothing was restored from it; look at the per-target dump.log files beside it, then run `nvwa init` to start clean",
+    ...(cause === undefined ? {} : { cause }),
+    details: { path, why },
+  });
+}
+
+/** What the schema cannot say: unique names, the root among its pids, dirs inside criu_dir. */
+function checkConsistency(m: Manifest, path: string): void {
+  const seen = new Set<string>();
+  for (const t of m.targets) {
+    if (seen.has(t.name)) throw corrupt(path, `target "${t.name}" appears twice`);
+    seen.add(t.name);
+    if (!t.pids.includes(t.rootPid)) throw corrupt(path, `target "${t.name}": root pid ${t.rootPid} is not among its pids`);
+    // Images are deleted by path after a restore: a manifest must never point outside criu_dir.
+    if (resolve(t.imagesDir) !== resolve(join(m.criuDir, t.name))) {
+      throw corrupt(path, `target "${t.name}": images dir ${t.imagesDir} is not ${join(m.criuDir, t.name)}`);
+    }
+  }
+}
+
+export function serializeManifest(m: Manifest): string {
+  return `${JSON.stringify(m, null, 2)}\n`;
+}
+
+export function findTarget(m: Manifest, name: string): Target | undefined {
+  return m.targets.find((t) => t.name === name);
+}
+
+/** The highest pid any target will need at restore (0 when there is none). */
+export function highestSavedPid(m: Manifest): number {
+  let max = 0;
+  for (const t of m.targets) for (const p of t.pids) if (p > max) max = p;
+  return max;
+}
+
+/** Pure helpers returning a changed copy, so callers never mutate a manifest they did not read. */
+export function withPhase(m: Manifest, phase: UpdatePhase, now = Date.now()): Manifest {
+  assertPhaseTransition(m.phase, phase);
+  const timings = { ...m.timings };
+  const prev = timings[m.phase];
+  if (prev && prev.end === undefined && m.phase !== phase) timings[m.phase] = { ...prev, end: now };
+  if (m.phase !== phase) timings[phase] = { start: now };
+  return { ...m, phase, timings };
+}
+
+export function withTarget(m: Manifest, name: string, change: (t: Target) => Target): Manifest {
+  let found = false;
+  const targets = m.targets.map((t) => {
+    if (t.name !== name) return t;
+    found = true;
+    return change(t);
+  });
+  if (!found) throw new NvwaError("state.no-such-target", `the manifest has no target "${name}"`, {
+    hint: `targets recorded: ${m.targets.map((t) => t.name).join(", ") || "none"}`,
+    details: { name },
+  });
+  return { ...m, targets };
+}
+
+export function errorRecord(e: NvwaError): ErrorRecord {
+  return { code: e.code, message: e.message, ...(e.hint === undefined ? {} : { hint: e.hint }) };
+}
+
+/** Marks a timing slot of a target as started or ended (immutable). */
+export function stampTarget(t: Target, key: string, edge: "start" | "end", now = Date.now()): Target {
+  const timings = { ...t.timings };
+  const cur = timings[key];
+  timings[key] = edge === "start" ? { start: now } : { start: cur?.start ?? now, end: now };
+  return { ...t, timings };
+}
