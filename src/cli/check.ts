@@ -8,7 +8,7 @@ import type { NvwaConfig } from "../config/types.ts";
 import { ExitCode, isNvwaError, toNvwaError } from "../errors.ts";
 import { runPreflight } from "../update/preflight-run.ts";
 import type { ProbeOptions } from "../update/facts.ts";
-import { warn, type Check } from "../update/preflight-types.ts";
+import { fail, ok, warn, type Check } from "../update/preflight-types.ts";
 
 const LABEL: Record<Check["status"], string> = { ok: "ok", warn: "WARN", fail: "FAIL" };
 
@@ -42,6 +42,33 @@ export interface CheckDeps {
   /** Probes and judges; tests pass one that returns fixture checks. */
   preflight?: (config: NvwaConfig, opts: ProbeOptions) => Promise<{ checks: Check[] }>;
   write?: (s: string) => void;
+  rehearse?: (config: NvwaConfig) => Promise<Check[]>;
+}
+
+const mib = (b: number | undefined): string => (b === undefined ? "?" : `${(b / 2 ** 20).toFixed(1)} MiB`);
+
+/**
+ * `--rehearse`: each target is checkpointed and given back through the rollback path, as an
+ * update would on failure; one row per target with its freeze time, dump time and image size.
+ */
+export async function rehearseChecks(config: NvwaConfig): Promise<Check[]> {
+  const [{ rehearse }, { SystemdManager }] = await Promise.all([import("../criu/rehearse.ts"), import("../systemd/manager.ts")]);
+  let mgr: InstanceType<typeof SystemdManager> | undefined;
+  try {
+    const report = await rehearse(config, {
+      resolveService: async (unit) => {
+        mgr ??= await SystemdManager.connect();
+        return (await mgr.serviceProperties(unit)).mainPid;
+      },
+    });
+    return report.targets.map((t) =>
+      t.ok
+        ? ok(`rehearse.${t.name}`, `rehearsal ${t.name}`, `frozen ${t.frozenMs ?? "?"} ms (stopped ${t.stoppedMs ?? "?"} ms), dump ${t.dumpMs ?? "?"} ms, images ${mib(t.imageBytes)}, resumed by ${t.resumedBy ?? "?"}`)
+        : fail(`rehearse.${t.name}`, `rehearsal ${t.name}`, t.error?.message ?? "could not be checkpointed", t.error?.hint ?? "see its dump.log under criu_dir/.rehearsal"),
+    );
+  } finally {
+    mgr?.close();
+  }
 }
 
 /** The command's body, separate from citty so tests can call it. Returns the exit code. */
@@ -60,9 +87,12 @@ export async function runCheck(o: CheckOptions, deps: CheckDeps = {}): Promise<E
     return isNvwaError(e) ? e.exitCode : ExitCode.internal;
   }
   if (o.rehearse) {
-    // TODO(lead): wire `rehearse(config, opts)` from src/criu (or src/restore) here once it
-    // lands: checkpoint each target with --leave-running, report freeze time and image size.
-    checks.push(warn("rehearse", "rehearsal", "--rehearse is not available in this build yet", "run `nvwa check` without --rehearse; the checkpoint rehearsal lands with the criu module"));
+    const failedBefore = checks.some((c) => c.status === "fail");
+    if (failedBefore) {
+      checks.push(warn("rehearse", "rehearsal", "not run: fix the failures above first", "a rehearsal freezes the targets; it runs only when everything else passes"));
+    } else {
+      checks.push(...(await (deps.rehearse ?? rehearseChecks)(loadConfig(resolveConfigDir(o.configDir)))));
+    }
   }
   const ok = !checks.some((c) => c.status === "fail");
   write(o.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : renderCheckTable(checks));

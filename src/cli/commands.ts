@@ -67,9 +67,9 @@ export const COMMANDS: CommandEntry[] = [
   },
   {
     name: "init",
-    usage: "nvwa init",
+    usage: "nvwa init [--force]",
     summary: "wipe saved state: images, manifest, nvwa's systemd drop-ins, a loaded kernel",
-    options: COMMON,
+    options: [["--force", "also discard images of processes still waiting for their restore"], ...COMMON],
     load: async () => wrap((await import("./init.ts")).command),
   },
   {

@@ -1,10 +1,93 @@
+/**
+ * `nvwa init`: back to a clean slate. Removes what nvwa saved (images, manifest, network
+ * snapshot, rehearsal leftovers), every nvwa drop-in under systemd_etc (found by name, not
+ * from today's config), unloads a kernel loaded for kexec, and reloads systemd. Says what it
+ * removed. Refuses while an update runs, and without --force while saved processes wait for
+ * their restore (their images are then the only copy of them).
+ */
 import { defineCommand } from "citty";
-import { notAvailableYet } from "./not-yet.ts";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig, resolveConfigDir } from "../config/load.ts";
+import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
+import { isKexecLoaded, unloadKernel } from "../kexec/index.ts";
+import { probeKexecFileLoad } from "../../ffi/kexec.ts";
+import { acquireLock, lockPath, LOCK_FILE } from "../state/lock.ts";
+import { MANIFEST_FILE } from "../state/manifest.ts";
+import { readManifestIfAny } from "../state/manifest-file.ts";
+import { removeAllNvwaDropins } from "../systemd/dropins.ts";
+import { SystemdManager } from "../systemd/manager.ts";
+
+const PENDING = ["committed", "jumping", "restoring"];
+
+/** Only what nvwa itself writes is removed, so a criu_dir pointed at a shared folder is safe. */
+function isOurs(dir: string, name: string): boolean {
+  if ([MANIFEST_FILE, "net.json", "net.json.consumed", ".rehearsal"].includes(name)) return true;
+  if (name.startsWith(".manifest.json.tmp-") || name.startsWith(".net.json.tmp-")) return true;
+  const path = join(dir, name);
+  try {
+    if (!statSync(path).isDirectory()) return false;
+    const files = readdirSync(path);
+    return files.includes("dump.log") || files.includes("restore.log") || files.includes("inventory.img");
+  } catch {
+    return false;
+  }
+}
 
 export const command = defineCommand({
   meta: { name: "init" },
-  args: { "config-dir": { type: "string" } },
-  run() {
-    notAvailableYet("init");
+  args: { force: { type: "boolean" }, "config-dir": { type: "string" } },
+  async run({ args }) {
+    const config = loadConfig(resolveConfigDir(args["config-dir"]));
+    const { criuDir, systemdEtc, kexecExe } = config.server;
+    const removed: string[] = [];
+    let manifestPhase: string | undefined;
+    let loader: string | undefined;
+    try {
+      const m = readManifestIfAny(criuDir);
+      manifestPhase = m?.phase;
+      loader = m?.kernel.loader;
+    } catch {
+      // a damaged manifest is exactly what init is for
+    }
+    if (manifestPhase !== undefined && PENDING.includes(manifestPhase) && args.force !== true) {
+      throw new NvwaError("init.restore-pending", `the last update is in phase "${manifestPhase}": its images are the only copy of the checkpointed processes`, {
+        hint: "let the daemon restore them (`systemctl start nvwa`), or run `nvwa init --force` to discard them",
+        exitCode: ExitCode.failed,
+      });
+    }
+    const lock = existsSync(criuDir) ? acquireLock(lockPath(criuDir), "init") : null;
+    try {
+      if (existsSync(criuDir)) {
+        for (const name of readdirSync(criuDir)) {
+          if (name === LOCK_FILE || !isOurs(criuDir, name)) continue;
+          rmSync(join(criuDir, name), { recursive: true, force: true });
+          removed.push(join(criuDir, name));
+        }
+      }
+      const dropins = removeAllNvwaDropins(systemdEtc);
+      removed.push(...dropins);
+      if (dropins.length > 0) {
+        try {
+          const mgr = await SystemdManager.connect();
+          try {
+            await mgr.reload();
+          } finally {
+            mgr.close();
+          }
+        } catch (e) {
+          process.stderr.write(`nvwa: drop-ins removed but systemd was not reloaded (${toNvwaError(e).message}) — run \`systemctl daemon-reload\`\n`);
+        }
+      }
+      if (isKexecLoaded()) {
+        const native = probeKexecFileLoad().kind === "available";
+        unloadKernel(loader === "kexec_file_load" || (loader === undefined && native) ? "kexec_file_load" : "kexec_exe -c", kexecExe);
+        removed.push("the kernel loaded for kexec");
+      }
+    } finally {
+      lock?.release();
+    }
+    process.stdout.write(removed.length === 0 ? "nothing to remove: no saved state, drop-ins or loaded kernel\n" : `removed:\n${removed.map((r) => `  ${r}`).join("\n")}\n`);
+    return ExitCode.ok;
   },
 });

@@ -60,6 +60,8 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   maxLineBytes?: number;
   maxConnections?: number;
+  /** True while restores must be served even though an update is running. */
+  admitRestore?: () => boolean;
 }
 
 export interface ActiveRequest {
@@ -215,7 +217,10 @@ export async function startServer(opts: ServerOptions): Promise<DaemonServer> {
     let entry: ActiveRequest | undefined;
     if (req.method === "update" || req.method === "restore") {
       // One update at a time, and no restore while an update runs (nor an update during restores).
-      const clash = req.method === "update" ? active[0] : active.find((a) => a.method === "update");
+      // Exception: an update that failed after its commit restores its services on this boot,
+      // and their restore helpers must get through (admitRestore says when).
+      const clash =
+        req.method === "update" ? active[0] : opts.admitRestore?.() === true ? undefined : active.find((a) => a.method === "update");
       if (clash) {
         send(s, {
           id: req.id,

@@ -230,7 +230,8 @@ export function probeLock(criuDir: string): LockFacts {
   const text = readText(path);
   if (text === null) return { path, exists: existsSync(path), pid: null, alive: null };
   const pid = parseLockPid(text);
-  return { path, exists: true, pid, alive: pid === null ? null : pidAlive(pid) };
+  // The daemon takes the lock before it runs these checks: its own pid is not "another update".
+  return { path, exists: true, pid, alive: pid === null ? null : pid !== process.pid && pidAlive(pid) };
 }
 
 // --- systemd watchdog -------------------------------------------------------------------------

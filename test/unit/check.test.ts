@@ -71,10 +71,27 @@ describe("runCheck", () => {
     expect(code).toBe(2);
   });
 
-  test("--rehearse is reported as not yet available instead of silently ignored", async () => {
+  test("--rehearse adds one row per target after the checks (the real rehearsal is in test/host/criu-rehearse.test.ts)", async () => {
     let out = "";
-    await runCheck({ configDir: dir, json: true, rehearse: true }, { preflight: async () => ({ checks: [] }), write: (s) => void (out += s) });
-    expect((JSON.parse(out) as { checks: Check[] }).checks.map((c) => [c.id, c.status])).toEqual([["rehearse", "warn"]]);
+    const rows: Check[] = [{ id: "rehearse.1234", title: "rehearsal 1234", status: "fail", detail: "criu dump failed", fix: "see dump.log" }];
+    const code = await runCheck({ configDir: dir, json: true, rehearse: true }, { preflight: async () => ({ checks: [] }), rehearse: async () => rows, write: (s) => void (out += s) });
+    expect((JSON.parse(out) as { checks: Check[] }).checks).toEqual(rows);
+    expect(code).toBe(3);
+  });
+
+  test("--rehearse does not freeze anything when a check already failed", async () => {
+    let out = "";
+    let rehearsed = false;
+    await runCheck({ configDir: dir, json: true, rehearse: true }, {
+      preflight: async () => ({ checks: CHECKS }),
+      rehearse: async () => {
+        rehearsed = true;
+        return [];
+      },
+      write: (s) => void (out += s),
+    });
+    expect(rehearsed).toBe(false);
+    expect((JSON.parse(out) as { checks: Check[] }).checks.at(-1)).toMatchObject({ id: "rehearse", status: "warn" });
   });
 });
 

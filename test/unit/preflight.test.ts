@@ -354,12 +354,14 @@ describe("probes on this host", () => {
     expect(d.freeBytes).toBeGreaterThan(0);
   });
 
-  test("probeLock: our own pid is alive, a pid that cannot exist is not, JSON and bare forms", () => {
+  test("probeLock: another live pid holds it, our own pid (the daemon itself) does not count, nor a pid that cannot exist; JSON and bare forms", () => {
     const dir = mkdtempSync(join(tmpdir(), "nvwa-lock-"));
     try {
       expect(probeLock(dir).exists).toBe(false);
+      writeFileSync(join(dir, "nvwa.lock"), JSON.stringify({ pid: process.ppid, update: "u-1" }));
+      expect(probeLock(dir)).toMatchObject({ exists: true, pid: process.ppid, alive: true });
       writeFileSync(join(dir, "nvwa.lock"), JSON.stringify({ pid: process.pid, update: "u-1" }));
-      expect(probeLock(dir)).toMatchObject({ exists: true, pid: process.pid, alive: true });
+      expect(probeLock(dir)).toMatchObject({ exists: true, pid: process.pid, alive: false });
       writeFileSync(join(dir, "nvwa.lock"), `${2 ** 22 + 7}\n`);
       expect(probeLock(dir)).toMatchObject({ pid: 2 ** 22 + 7, alive: false });
       expect(parseLockPid("garbage")).toBeNull();

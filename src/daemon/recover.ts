@@ -1,0 +1,190 @@
+/**
+ * What the daemon does with the manifest it finds: the boot-time restore after a jump, the
+ * same restore on this boot when a committed update could not jump, and recovery from an update
+ * that died half way (the daemon crashed or the machine lost power).
+ *
+ *   planned / checkpointing / dumped   same boot: resume the frozen trees (rollback)
+ *                                      other boot: the processes are gone unsaved; say so
+ *   committed / jumping / restoring    restore everything (pids here, services via their units)
+ *   restore-failed / restored /        nothing to restore; leftover drop-ins are removed
+ *   rolled-back
+ */
+import { existsSync } from "node:fs";
+import type { NvwaConfig } from "../config/types.ts";
+import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
+import { rollbackCheckpoint } from "../criu/checkpoint.ts";
+import { isKexecLoaded, unloadKernel, type Loader } from "../kexec/index.ts";
+import { netSnapshotPath, restoreNetwork } from "../net/index.ts";
+import { restoreAll, restoreTarget } from "../restore/restore.ts";
+import { currentBootId, acquireLock, lockPath, type HeldLock } from "../state/lock.ts";
+import { errorRecord, withPhase, withTarget, type Manifest } from "../state/manifest.ts";
+import { readManifest, readManifestIfAny, updateManifest, writeManifest } from "../state/manifest-file.ts";
+import { removeDropins } from "../systemd/dropins.ts";
+import type { SystemdManager } from "../systemd/manager.ts";
+import { fromEngine } from "./events.ts";
+import type { ProgressEvent, RestoreResult } from "./protocol.ts";
+
+/** Open while service restores must get through to the daemon during an update's rollback. */
+export const restoreWindow = { open: false };
+
+export interface RecoverDeps {
+  emit: (e: ProgressEvent) => void;
+  mgr: SystemdManager | null;
+  /** Called once the bare processes are back: the daemon then tells systemd it is ready. */
+  onProcessesRestored?: () => void;
+  /** The caller holds the update lock already (an update rolling back after its commit). */
+  lockHeld?: boolean;
+  /** How long one service's restore (its start job) may take. */
+  serviceTimeoutMs?: number;
+}
+
+function serviceUnits(m: Manifest): string[] {
+  return m.targets.filter((t) => t.kind === "service").map((t) => t.unit ?? t.name);
+}
+
+async function cleanupDropins(config: NvwaConfig, units: string[], deps: RecoverDeps): Promise<void> {
+  let removed = 0;
+  for (const u of units) removed += removeDropins(config.server.systemdEtc, u).length;
+  if (removed > 0 && deps.mgr !== null) await deps.mgr.reload();
+  if (removed > 0) deps.emit({ kind: "log", message: `removed ${removed} nvwa drop-in(s) and reloaded systemd` });
+}
+
+function stamp(criuDir: string, key: string, edge: "start" | "end"): void {
+  updateManifest(criuDir, (m) => {
+    const cur = m.timings[key];
+    const now = Date.now();
+    return { ...m, timings: { ...m.timings, [key]: edge === "start" ? { start: now } : { start: cur?.start ?? now, end: now } } };
+  });
+}
+
+/**
+ * Restores every pending target of the committed update in criu_dir: the network first, then
+ * bare processes (ns_last_pid moved past every saved pid), then each service by starting its
+ * unit, whose drop-in ExecStart asks this daemon to restore it (see handleRestoreRequest).
+ */
+export async function restoreOnThisBoot(config: NvwaConfig, deps: RecoverDeps): Promise<Manifest> {
+  const { criuDir, criuExe } = config.server;
+  const lock: HeldLock | null = deps.lockHeld ? null : acquireLock(lockPath(criuDir), "restore");
+  restoreWindow.open = true;
+  try {
+    const first = readManifest(criuDir);
+    stamp(criuDir, "boot-restore", "start");
+    const netFile = netSnapshotPath(criuDir);
+    if (first.options.restoreNet && existsSync(netFile)) {
+      try {
+        const out = restoreNetwork(netFile);
+        deps.emit({ kind: "log", message: `network restored: ${JSON.stringify(out).slice(0, 400)}` });
+      } catch (e) {
+        // Targets are still restored: a process without its address beats no process.
+        deps.emit({ kind: "log", level: "error", message: `network not restored: ${toNvwaError(e).message}` });
+      }
+    }
+    await restoreAll(criuDir, { criuExe, select: { kinds: ["pid"] }, onEvent: (e) => deps.emit(fromEngine(e)) });
+    deps.onProcessesRestored?.();
+
+    for (const t of readManifest(criuDir).targets.filter((x) => x.kind === "service" && (x.phase === "killed" || x.phase === "restoring"))) {
+      const unit = t.unit ?? t.name;
+      deps.emit({ kind: "target", target: t.name, message: `${unit}: starting its restore` });
+      let failure: string | undefined;
+      if (deps.mgr === null) {
+        failure = "systemd cannot be reached to start the unit";
+      } else {
+        try {
+          const outcome = await deps.mgr.startUnitAndWait(unit, "replace", deps.serviceTimeoutMs ?? 300_000);
+          if (outcome.result !== "done") failure = `its start job ended "${outcome.result}" (see \`journalctl -u ${unit}\` and ${t.imagesDir}/restore.log)`;
+        } catch (e) {
+          failure = toNvwaError(e).message;
+        }
+      }
+      const now = readManifest(criuDir).targets.find((x) => x.name === t.name);
+      if (failure !== undefined && now !== undefined && now.phase !== "restored" && now.phase !== "restore-failed" && now.phase !== "skipped") {
+        const err = new NvwaError("restore.service-failed", `${unit} was not restored: ${failure}`, { hint: `see ${t.imagesDir}/restore.log` });
+        updateManifest(criuDir, (m) => withTarget(m, t.name, (x) => ({ ...x, phase: "restore-failed", error: errorRecord(err) })));
+        deps.emit({ kind: "target", target: t.name, level: "error", message: err.message });
+      }
+    }
+    await cleanupDropins(config, serviceUnits(first), deps);
+    updateManifest(criuDir, (m) => {
+      const phase = m.targets.every((t) => t.phase === "restored") ? "restored" : "restore-failed";
+      return m.phase === phase ? m : withPhase(m, phase);
+    });
+    stamp(criuDir, "boot-restore", "end");
+    return readManifest(criuDir);
+  } finally {
+    restoreWindow.open = false;
+    lock?.release();
+  }
+}
+
+/** The daemon's answer to a service's restore helper. */
+export async function handleRestoreRequest(config: NvwaConfig, unit: string, emit: (e: ProgressEvent) => void): Promise<RestoreResult> {
+  const m = readManifest(config.server.criuDir);
+  const t = m.targets.find((x) => x.kind === "service" && (x.unit ?? x.name) === unit);
+  if (t === undefined) {
+    throw new NvwaError("restore.no-such-target", `update ${m.updateId} did not checkpoint ${unit}`, {
+      hint: "its nvwa drop-in is stale: run `nvwa init` and start the unit normally",
+      exitCode: ExitCode.usage,
+    });
+  }
+  const r = await restoreTarget(config.server.criuDir, t.name, {
+    criuExe: config.server.criuExe,
+    detached: true,
+    // The helper moves the tree into the unit's cgroup; criu must not recreate the old ones.
+    manageCgroups: "ignore",
+    onEvent: (e) => emit(fromEngine(e)),
+  });
+  if (r.status !== "restored") {
+    throw r.error ?? new NvwaError("restore.failed", `${unit} could not be restored`, { hint: `see ${t.imagesDir}/restore.log` });
+  }
+  return { unit, mainPid: r.rootPid, pids: r.pids };
+}
+
+export type RecoveryAction = "none" | "restored" | "rolled-back" | "lost" | "cleaned" | "corrupt";
+
+/** Decides from the manifest what the daemon does when it starts (module comment). */
+export async function recoverAtStart(config: NvwaConfig, deps: RecoverDeps): Promise<{ action: RecoveryAction; manifest: Manifest | null }> {
+  const { criuDir, criuExe, kexecExe } = config.server;
+  let m: Manifest | null;
+  try {
+    m = readManifestIfAny(criuDir);
+  } catch (e) {
+    // A damaged manifest restores nothing half way; the operator decides (nvwa status / init).
+    deps.emit({ kind: "log", level: "error", message: toNvwaError(e).message });
+    return { action: "corrupt", manifest: null };
+  }
+  if (m === null) return { action: "none", manifest: null };
+  const boot = currentBootId();
+  switch (m.phase) {
+    case "planned":
+    case "checkpointing":
+    case "dumped": {
+      const units = serviceUnits(m);
+      if (m.createdBootId !== undefined && m.createdBootId === boot) {
+        deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} stopped in phase ${m.phase}; resuming its processes` });
+        await rollbackCheckpoint(m, { criuExe, onEvent: (e) => deps.emit(fromEngine(e)) });
+        if (isKexecLoaded() && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
+        await cleanupDropins(config, units, deps);
+        return { action: "rolled-back", manifest: readManifest(criuDir) };
+      }
+      const err = new NvwaError("recover.lost", `the machine restarted while update ${m.updateId} was in phase ${m.phase}, before anything was committed`, {
+        hint: "its processes were not saved; start them again by hand",
+      });
+      writeManifest({ ...withPhase(m, "rolled-back"), error: errorRecord(err) });
+      deps.emit({ kind: "log", level: "error", message: err.message });
+      await cleanupDropins(config, units, deps);
+      return { action: "lost", manifest: readManifest(criuDir) };
+    }
+    case "committed":
+    case "jumping":
+    case "restoring": {
+      const sameBoot = m.bootId !== undefined && m.bootId === boot;
+      if (sameBoot) deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} was committed but the jump did not happen; restoring on this kernel` });
+      const after = await restoreOnThisBoot(config, deps);
+      if (sameBoot && isKexecLoaded() && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
+      return { action: "restored", manifest: after };
+    }
+    default:
+      await cleanupDropins(config, serviceUnits(m), deps);
+      return { action: "cleaned", manifest: m };
+  }
+}
