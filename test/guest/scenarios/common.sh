@@ -1,0 +1,79 @@
+# Workloads shared by the scenarios (sourced by run.sh inside the guest, after $NVWA_GUEST_LIB).
+# Each workload writes its pid to $W/<name>.pid so boot 2 can compare with what was restored.
+W=/var/lib/nvwa-test
+T=/usr/local/lib/nvwa-test
+
+# Start workloads at high pids: the machine's own services then do not take them after the jump
+# by chance (nvwa's own pid-clash handling is tested on the host).
+high_pids() { echo "$1" >/proc/sys/kernel/ns_last_pid; }
+
+# start_detached NAME CMD...: a session of its own, stdio to files, no inherited descriptors
+# (criu refuses what it cannot resolve, such as the runner's pipes).
+start_detached() {
+	local name=$1
+	shift
+	setsid "$@" </dev/null >"$W/$name.out" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	echo $! >"$W/$name.pid"
+}
+
+start_workloads() {
+	mkdir -p "$W" /var/lib/redis
+	rm -f "$W"/*.log
+	systemctl mask -q --now redis-server.service 2>/dev/null || true
+	high_pids 30000
+	systemctl start redis-test.service
+	guest_wait 30 redis-cli ping >/dev/null || guest_fail "redis-test did not answer"
+	redis-cli DEBUG POPULATE 100000 key 16 >/dev/null
+	[[ $(redis-cli DBSIZE) == 100000 ]] || guest_fail "redis holds $(redis-cli DBSIZE) keys, not 100000"
+	redis-cli SET marker "before-$(uname -r)" >/dev/null
+	systemctl show -p MainPID --value redis-test.service >"$W/redis.pid"
+
+	high_pids 31000
+	start_detached counter python3 "$T/counter.py" "$W/counter.log"
+	start_detached tcp python3 "$T/tcp-client.py" "$W/tcp.log"
+	guest_wait 10 grep -q connected "$W/tcp.log" || guest_fail "tcp client did not connect: $(cat "$W/tcp.out")"
+	kill -USR1 "$(cat "$W/tcp.pid")"
+	guest_wait 10 grep -q "INCR -> 1 " "$W/tcp.log" || guest_fail "no INCR reply before the update"
+	guest_wait 10 test -s "$W/counter.log" || guest_fail "counter did not start"
+}
+
+# write_config PIDS... : nvwa's config for the workloads, then the daemon.
+write_config() {
+	local pids
+	pids=$(printf '%s, ' "$@")
+	mkdir -p /etc/nvwa
+	cat >/etc/nvwa/nvwa-restore.yaml <<YAML
+pids: [${pids%, }]
+services:
+  - redis-test
+restore_net: false
+enable_quick_kexec: false
+enable_pin_memory: false
+enable_debug_mode: false
+YAML
+	cat >/etc/nvwa/nvwa-server.yaml <<YAML
+criu_dir: /var/nvwa/running/
+criu_exe: /usr/sbin/criu
+kexec_exe: /usr/sbin/kexec
+systemd_etc: /etc/systemd/system/
+log_dir: /var/log/nvwa/
+YAML
+	chmod 0640 /etc/nvwa/*.yaml
+	systemctl enable -q --now nvwa.service || guest_fail "nvwa.service did not start: $(systemctl status nvwa --no-pager 2>&1 | tail -5)"
+}
+
+# No nvwa drop-in may remain under /etc/systemd/system.
+assert_no_dropins() {
+	local left
+	left=$(find /etc/systemd/system -path '*.d/nvwa-*.conf' 2>/dev/null)
+	[[ -z $left ]] || guest_fail "nvwa drop-ins left behind: $left"
+}
+
+# The counter's log must be 1, 2, 3, ... with no restart from 1 and no gap beyond one tick.
+assert_counter_continuous() {
+	python3 - "$W/counter.log" <<'PY' || guest_fail "counter log is not continuous (see counter.log in results)"
+import sys
+vals = [int(x) for x in open(sys.argv[1]).read().split()]
+assert vals == list(range(1, len(vals) + 1)), vals[:5] + ["..."] + vals[-5:]
+PY
+}

@@ -1,0 +1,77 @@
+#!/bin/bash
+# Scenario "upgrade": a live kernel upgrade with nvwa. Boot 1 (old kernel): a counter (pid), Redis
+# as a Type=notify service with 100 000 keys, and a TCP connection from a client process (pid) to
+# Redis; `nvwa update <new kernel>`. Boot 2 (new kernel): every target is back, in the state it had.
+#
+# Why the TCP peer is a target too: after a kexec, every process of the old kernel is gone, so a
+# peer that is not restored cannot exist on this machine, and the guest has no network by design
+# (-nic none). The connection between two restored targets proves the established-socket path.
+set -euo pipefail
+. "$NVWA_GUEST_LIB"
+. "$NVWA_PAYLOAD/common.sh"
+boot=$1
+
+case $boot in
+1)
+	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot 1 runs $(uname -r), expected $KVER_OLD"
+	guest_result kernel_before "$(uname -r)"
+	start_workloads
+	write_config "$(cat "$W/counter.pid")" "$(cat "$W/tcp.pid")"
+	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
+	guest_mark update-start
+	if ! nvwa update "$KVER_NEW" >"$NVWA_RESULTS/update.txt" 2>&1; then
+		guest_fail "nvwa update failed: $(tail -5 "$NVWA_RESULTS/update.txt")"
+	fi
+	guest_mark update-returned
+	# The orderly jump is under way (systemd is stopping units); the runner is next.
+	exit 75
+	;;
+2)
+	guest_mark after-jump
+	guest_result kernel_after "$(uname -r)"
+	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot 2 runs $(uname -r), expected $KVER_NEW"
+	phase=""
+	for _ in $(seq 1 300); do
+		phase=$(nvwa status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("phase",""))' || true)
+		[[ $phase == restored || $phase == restore-failed ]] && break
+		sleep 1
+	done
+	nvwa status --json >"$NVWA_RESULTS/status.json" 2>&1 || true
+	nvwa status >"$NVWA_RESULTS/status.txt" 2>&1 || true
+	guest_result phase "$phase"
+	[[ $phase == restored ]] || guest_fail "nvwa status says '$phase', not restored: $(cat "$NVWA_RESULTS/status.txt")"
+
+	# The counter continues from its frozen value.
+	before=$(wc -l <"$W/counter.log")
+	sleep 1
+	after=$(wc -l <"$W/counter.log")
+	((after > before)) || guest_fail "counter is not counting after restore"
+	assert_counter_continuous
+	guest_result counter_last "$after"
+	[[ $(cat /proc/"$(cat "$W/counter.pid")"/comm) == python3 ]] || guest_fail "counter not at its old pid"
+
+	# Redis: every key, the marker from the old kernel, active under systemd with the restored pid.
+	keys=$(redis-cli DBSIZE)
+	guest_result redis_keys "$keys"
+	((keys >= 100000)) || guest_fail "redis has $keys keys after restore"
+	[[ $(redis-cli GET marker) == "before-$KVER_OLD" ]] || guest_fail "redis marker lost"
+	[[ $(systemctl is-active redis-test.service) == active ]] || guest_fail "redis-test is not active: $(systemctl status redis-test --no-pager | tail -5)"
+	mainpid=$(systemctl show -p MainPID --value redis-test.service)
+	guest_result redis_mainpid "$mainpid"
+	[[ $mainpid == "$(cat "$W/redis.pid")" ]] || guest_fail "redis MainPID is $mainpid, the restored pid is $(cat "$W/redis.pid")"
+
+	# The TCP connection opened on the old kernel carries data on the new one.
+	kill -USR1 "$(cat "$W/tcp.pid")"
+	guest_wait 10 grep -q "INCR -> 2 " "$W/tcp.log" || guest_fail "no INCR reply over the restored connection: $(cat "$W/tcp.log")"
+	guest_result tcp "$(tail -1 "$W/tcp.log")"
+
+	assert_no_dropins
+	cp "$W"/*.log "$NVWA_RESULTS/" 2>/dev/null || true
+	cp -r /var/log/nvwa "$NVWA_RESULTS/nvwa-logs" 2>/dev/null || true
+	guest_mark scenario-passed
+	exit 0
+	;;
+*)
+	guest_fail "unexpected boot $boot"
+	;;
+esac
