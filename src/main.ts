@@ -1,5 +1,7 @@
 import { main } from "./cli/main.ts";
 
-const code = await main(process.argv.slice(2));
-// Flush stdout before exiting: process.exit can truncate a piped --json document.
-process.exitCode = code;
+// No top-level await: the compiled executable is built with --bytecode, which needs CommonJS.
+void main(process.argv.slice(2)).then((code) => {
+  // exitCode, not exit(): exit() can cut a piped --json document short.
+  process.exitCode = code;
+});

@@ -1,9 +1,9 @@
 /**
- * Strict argument checking on top of citty's parser: citty silently accepts unknown flags
- * and extra positionals, and a typo such as `--apend` must not be ignored on a command that
- * reboots the machine.
+ * Strict argument parsing for citty-style argument definitions. citty's own parser silently
+ * accepts unknown flags and extra positionals, and a typo such as `--apend` must not be
+ * ignored on a command that reboots the machine; it also pulls consola into every start.
  */
-import { parseArgs, type ArgsDef, type ParsedArgs } from "citty";
+import type { ArgsDef, ParsedArgs } from "citty";
 import { ExitCode, NvwaError } from "../errors.ts";
 import { suggestKey } from "../config/suggest.ts";
 
@@ -31,6 +31,14 @@ export function parseStrict<T extends ArgsDef>(command: string, def: T, rawArgs:
     for (const a of aliases) flags.set(a, kind);
   }
   const given: string[] = [];
+  const values: Record<string, string | boolean> = {};
+  const canonical = new Map<string, string>();
+  for (const [name, arg] of Object.entries(def)) {
+    if (arg.type === "positional") continue;
+    canonical.set(kebab(name), name);
+    const alias = "alias" in arg ? arg.alias : undefined;
+    for (const a of alias === undefined ? [] : Array.isArray(alias) ? alias : [alias]) canonical.set(a, name);
+  }
   for (let i = 0; i < rawArgs.length; i++) {
     const a = rawArgs[i] ?? "";
     if (a === "--") {
@@ -48,13 +56,22 @@ export function parseStrict<T extends ArgsDef>(command: string, def: T, rawArgs:
       const guess = suggestKey(name, [...flags.keys()]);
       throw usageError(command, `unknown option "${a}" for \`nvwa ${command}\``, guess === undefined ? undefined : `did you mean --${guess}? (see \`nvwa help ${command}\`)`);
     }
-    if (kind === "string" && !a.includes("=")) {
-      const next = rawArgs[i + 1];
-      if (next === undefined || (next.startsWith("-") && next.length > 1 && !/^-[^-]/.test(next))) {
-        throw usageError(command, `option "${a}" needs a value`);
-      }
-      i++;
+    const key = canonical.get(bare) ?? bare;
+    if (kind === "boolean") {
+      if (a.includes("=")) throw usageError(command, `option "--${bare}" takes no value`);
+      values[key] = name === bare;
+      continue;
     }
+    if (a.includes("=")) {
+      values[key] = a.slice(a.indexOf("=") + 1);
+      continue;
+    }
+    const next = rawArgs[i + 1];
+    if (next === undefined || (next.startsWith("-") && next.length > 1 && !/^-[^-]/.test(next))) {
+      throw usageError(command, `option "${a}" needs a value`);
+    }
+    values[key] = next;
+    i++;
   }
   const required = positionals.filter((p) => p.required);
   if (given.length < required.length) {
@@ -64,5 +81,8 @@ export function parseStrict<T extends ArgsDef>(command: string, def: T, rawArgs:
   if (given.length > positionals.length) {
     throw usageError(command, `unexpected argument "${given[positionals.length]}" for \`nvwa ${command}\``);
   }
-  return parseArgs(rawArgs, def);
+  positionals.forEach((p, i) => {
+    if (given[i] !== undefined) values[p.name] = given[i];
+  });
+  return { _: given, ...values } as ParsedArgs<T>;
 }

@@ -2,7 +2,7 @@
  * `nvwa check [version]`: every preflight check as a table (or JSON), in the calling process,
  * without the daemon, so image build pipelines can run it. Reads only; exit code 3 on any fail.
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { loadConfig, resolveConfigDir } from "../config/load.ts";
 import type { NvwaConfig } from "../config/types.ts";
 import { ExitCode, isNvwaError, toNvwaError } from "../errors.ts";

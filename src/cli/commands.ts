@@ -2,23 +2,21 @@
  * The command table. Modules load lazily so `nvwa --help` and `nvwa status` do not pay for
  * the D-Bus, netlink and criu code they never touch.
  */
-import { runCommand, type ArgsDef, type CommandDef } from "citty";
+import type { ArgsDef, CommandDef } from "citty";
+import { parseStrict } from "./args.ts";
 
-/** What the dispatcher needs of a command: its argument definitions and a way to run it. */
+/** What the dispatcher needs of a command: a way to run it with its raw arguments. */
 export interface CommandModule {
-  args(): Promise<ArgsDef>;
   run(rawArgs: string[]): Promise<unknown>;
 }
 
-/** Each command file exports a citty command; its run() may return an ExitCode. */
-function wrap<T extends ArgsDef>(c: CommandDef<T>): CommandModule {
+/** Each command file exports a citty-style command; its run() may return an ExitCode. */
+function wrap<T extends ArgsDef>(c: CommandDef<T>, name: string): CommandModule {
   return {
-    async args() {
-      const a = typeof c.args === "function" ? await c.args() : await c.args;
-      return a ?? {};
-    },
     async run(rawArgs) {
-      return (await runCommand(c, { rawArgs })).result;
+      const def = (typeof c.args === "function" ? await c.args() : await c.args) ?? ({} as T);
+      const args = parseStrict(name, def, rawArgs);
+      return c.run?.({ rawArgs, args, cmd: c, data: undefined });
     },
   };
 }
@@ -45,7 +43,7 @@ export const COMMANDS: CommandEntry[] = [
       ["--fast", "jump with reboot(KEXEC) right after sync, without systemd's orderly shutdown"],
       ...COMMON,
     ],
-    load: async () => wrap((await import("./update.ts")).command),
+    load: async () => wrap((await import("./update.ts")).command, "update"),
   },
   {
     name: "check",
@@ -56,28 +54,28 @@ export const COMMANDS: CommandEntry[] = [
       ["--rehearse", "checkpoint each target and resume it at once, reporting freeze time and image size"],
       ...COMMON,
     ],
-    load: async () => wrap((await import("./check.ts")).command),
+    load: async () => wrap((await import("./check.ts")).command, "check"),
   },
   {
     name: "status",
     usage: "nvwa status [--json]",
     summary: "show the last update: kernels, each target's phase, timings and errors",
     options: [["--json", "print the manifest as JSON"], ...COMMON],
-    load: async () => wrap((await import("./status.ts")).command),
+    load: async () => wrap((await import("./status.ts")).command, "status"),
   },
   {
     name: "init",
     usage: "nvwa init [--force]",
     summary: "wipe saved state: images, manifest, nvwa's systemd drop-ins, a loaded kernel",
     options: [["--force", "also discard images of processes still waiting for their restore"], ...COMMON],
-    load: async () => wrap((await import("./init.ts")).command),
+    load: async () => wrap((await import("./init.ts")).command, "init"),
   },
   {
     name: "server",
     usage: "nvwa server",
     summary: "run the daemon (started by nvwa.service; restores after a jump, performs updates)",
     options: COMMON,
-    load: async () => wrap((await import("./server.ts")).command),
+    load: async () => wrap((await import("./server.ts")).command, "server"),
   },
   {
     name: "restore",
@@ -85,14 +83,14 @@ export const COMMANDS: CommandEntry[] = [
     summary: "restore one service (used by nvwa's drop-in as the unit's ExecStart after a jump)",
     options: COMMON,
     hidden: true,
-    load: async () => wrap((await import("./restore.ts")).command),
+    load: async () => wrap((await import("./restore.ts")).command, "restore"),
   },
   {
     name: "help",
     usage: "nvwa help [command]",
     summary: "show this help, or a command's",
     options: [],
-    load: async () => wrap((await import("./help.ts")).command),
+    load: async () => wrap((await import("./help.ts")).command, "help"),
   },
 ];
 

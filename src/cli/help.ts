@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { ExitCode, NvwaError } from "../errors.ts";
 import { COMMANDS, findCommand } from "./commands.ts";
 

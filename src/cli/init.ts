@@ -5,7 +5,7 @@
  * removed. Refuses while an update runs, and without --force while saved processes wait for
  * their restore (their images are then the only copy of them).
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, resolveConfigDir } from "../config/load.ts";

@@ -3,8 +3,6 @@
  * command, and the one place that turns errors into a line on stderr and an exit code.
  */
 import { ExitCode, NvwaError } from "../errors.ts";
-import { setVerbose } from "../log.ts";
-import { parseStrict } from "./args.ts";
 import { COMMANDS, findCommand } from "./commands.ts";
 import { commandHelp, mainHelp, versionText } from "./help.ts";
 import { printError } from "./render.ts";
@@ -27,7 +25,7 @@ export function splitGlobal(argv: string[]): { command: string | undefined; rest
       }
       if (a === "-h" || a === "--help") { help = true; continue; }
       if (a === "-V" || a === "--version") { version = true; continue; }
-      if (a === "-v" || a === "--verbose") { setVerbose(true); continue; }
+      if (a === "-v" || a === "--verbose") { process.env.NVWA_LOG_LEVEL = "debug"; continue; }
       if (a === "--config-dir" || a.startsWith("--config-dir=")) {
         const value = a.includes("=") ? a.slice("--config-dir=".length) : argv[++i];
         if (value === undefined) throw new NvwaError("cli.usage", `option "--config-dir" needs a value`, { exitCode: ExitCode.usage, hint: "nvwa --config-dir /etc/nvwa <command>" });
@@ -41,7 +39,7 @@ export function splitGlobal(argv: string[]): { command: string | undefined; rest
       continue;
     }
     if (a === "-h" || a === "--help") { help = true; continue; }
-    if (a === "-v" || a === "--verbose") { setVerbose(true); continue; }
+    if (a === "-v" || a === "--verbose") { process.env.NVWA_LOG_LEVEL = "debug"; continue; }
     rest.push(a);
   }
   return { command, rest, help, version };
@@ -71,7 +69,6 @@ export async function main(argv: string[]): Promise<ExitCode> {
       return ExitCode.ok;
     }
     const mod = await entry.load();
-    parseStrict(entry.name, await mod.args(), rest);
     const result = await mod.run(rest);
     return typeof result === "number" ? (result as ExitCode) : ExitCode.ok;
   } catch (e) {

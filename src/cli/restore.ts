@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { ExitCode } from "../errors.ts";
 import { runRestoreHelper } from "../daemon/restore-helper.ts";
 import { normaliseUnitName } from "../config/schema.ts";

@@ -4,7 +4,7 @@
  * systemd it is ready (services ordered after nvwa.service may start now), restores the
  * services through their units, and removes its drop-ins. Then it serves updates.
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { loadConfig, resolveConfigDir } from "../config/load.ts";
 import { ExitCode, toNvwaError } from "../errors.ts";
 import { log } from "../log.ts";

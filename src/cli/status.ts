@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { loadConfig, resolveConfigDir } from "../config/load.ts";
 import { ExitCode } from "../errors.ts";
 import { readManifestIfAny } from "../state/manifest-file.ts";

@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./define.ts";
 import { assertRelease } from "../kexec/release.ts";
 import { ExitCode } from "../errors.ts";
 import { log } from "../log.ts";

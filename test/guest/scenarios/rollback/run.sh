@@ -5,13 +5,13 @@
 # keys, no kernel is loaded, no drop-in is left.
 set -euo pipefail
 . "$NVWA_GUEST_LIB"
-. "$NVWA_PAYLOAD/common.sh"
+. /usr/local/lib/nvwa-test/common.sh
 
 [[ $1 == 1 ]] || guest_fail "the rollback scenario must not leave boot 1 (boot $1)"
 [[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "runs $(uname -r), expected $KVER_OLD"
 start_workloads
 high_pids 32000
-start_detached blocker python3 "$NVWA_PAYLOAD/blocker.py" "$W/blocker.log"
+start_detached blocker python3 "$T/blocker.py" "$W/blocker.log"
 guest_wait 10 test -s "$W/blocker.log" || guest_fail "blocker did not start: $(cat "$W/blocker.out")"
 blocker=$(cat "$W/blocker.pid")
 write_config "$(cat "$W/counter.pid")" "$blocker"

@@ -8,7 +8,7 @@
 # (-nic none). The connection between two restored targets proves the established-socket path.
 set -euo pipefail
 . "$NVWA_GUEST_LIB"
-. "$NVWA_PAYLOAD/common.sh"
+. /usr/local/lib/nvwa-test/common.sh
 boot=$1
 
 case $boot in

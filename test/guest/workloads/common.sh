@@ -1,3 +1,4 @@
+# Installed in the guest as /usr/local/lib/nvwa-test/common.sh (see test/guest/scenarios.ts).
 # Workloads shared by the scenarios (sourced by run.sh inside the guest, after $NVWA_GUEST_LIB).
 # Each workload writes its pid to $W/<name>.pid so boot 2 can compare with what was restored.
 W=/var/lib/nvwa-test
