@@ -7,7 +7,8 @@ import { mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 export const TARGETS = [
-  { arch: "x64", bunTarget: "bun-linux-x64", out: "nvwa-linux-x64", elfMachine: 0x3e },
+  // baseline (no AVX2): edge x86 boxes are often Atom/Celeron class, and QEMU TCG lacks AVX2.
+  { arch: "x64", bunTarget: "bun-linux-x64-baseline", out: "nvwa-linux-x64", elfMachine: 0x3e },
   { arch: "arm64", bunTarget: "bun-linux-arm64", out: "nvwa-linux-arm64", elfMachine: 0xb7 },
 ] as const;
 

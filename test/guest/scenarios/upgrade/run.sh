@@ -39,6 +39,11 @@ case $boot in
 	nvwa status --json >"$NVWA_RESULTS/status.json" 2>&1 || true
 	nvwa status >"$NVWA_RESULTS/status.txt" 2>&1 || true
 	guest_result phase "$phase"
+	# criu's own logs of every target, for the host (they stay beside the removed images).
+	for d in /var/nvwa/running/*/; do
+		n=$(basename "$d")
+		for l in dump.log restore.log; do [[ ! -f $d$l ]] || cp "$d$l" "$NVWA_RESULTS/criu-$n-$l"; done
+	done
 	[[ $phase == restored ]] || guest_fail "nvwa status says '$phase', not restored: $(cat "$NVWA_RESULTS/status.txt")"
 
 	# The counter continues from its frozen value.
@@ -62,7 +67,7 @@ case $boot in
 
 	# The TCP connection opened on the old kernel carries data on the new one.
 	kill -USR1 "$(cat "$W/tcp.pid")"
-	guest_wait 10 grep -q "INCR -> 2 " "$W/tcp.log" || guest_fail "no INCR reply over the restored connection: $(cat "$W/tcp.log")"
+	guest_wait 30 grep -q "INCR -> 2 " "$W/tcp.log" || guest_fail "no INCR reply over the restored connection: $(tr '\n' '|' <"$W/tcp.log"); client: $(tr '\n' '|' <"$W/tcp.out"); $(ss -tnpi 2>&1 | tr '\n' '|')"
 	guest_result tcp "$(tail -1 "$W/tcp.log")"
 
 	assert_no_dropins
