@@ -1,6 +1,6 @@
 /**
- * The proof: a real kernel upgrade (Debian 6.1 → 6.12) inside a QEMU guest, with a counter, a
- * TCP client and Redis kept alive by nvwa; and a refused update that leaves everything running.
+ * The proof: a real kernel upgrade (Debian 6.1 → 6.12) inside a QEMU guest, with a counter and
+ * Redis kept alive by nvwa; and a refused update that leaves everything running.
  * Each scenario boots the guest under TCG, so they are few and check a lot each.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
@@ -25,18 +25,17 @@ interface StatusJson {
 }
 
 describe("guest", () => {
-  test("upgrade: 6.1 → 6.12 with a counter, a TCP connection and Redis kept alive", async () => {
+  test("upgrade: 6.1 → 6.12 with a counter and Redis kept alive", async () => {
     const r = await runScenario("upgrade");
     passed(r);
     expect(r.results.kernel_before).toBe(r.kernels.old);
     expect(r.results.kernel_after).toBe(r.kernels.new);
     expect(r.results.phase).toBe("restored");
     expect(Number(r.results.redis_keys)).toBeGreaterThanOrEqual(100_000);
-    expect(r.results.tcp).toContain("INCR -> 2");
     const s = r.nvwaStatus as StatusJson;
     expect(s.kernelFrom).toBe(r.kernels.old);
     expect(s.kernelTo).toBe(r.kernels.new);
-    expect(s.targets).toHaveLength(3);
+    expect(s.targets).toHaveLength(2);
     for (const t of s.targets) {
       expect(t.phase).toBe("restored");
       expect(t.downtimeMs).toBeGreaterThan(0);

@@ -1,11 +1,12 @@
 #!/bin/bash
-# Scenario "upgrade": a live kernel upgrade with nvwa. Boot 1 (old kernel): a counter (pid), Redis
-# as a Type=notify service with 100 000 keys, and a TCP connection from a client process (pid) to
-# Redis; `nvwa update <new kernel>`. Boot 2 (new kernel): every target is back, in the state it had.
+# Scenario "upgrade": a live kernel upgrade with nvwa. Boot 1 (old kernel): a counter (pid) and Redis
+# as a Type=notify service with 100 000 keys; `nvwa update <new kernel>`. Boot 2 (new kernel): every
+# target is back, in the state it had.
 #
-# Why the TCP peer is a target too: after a kexec, every process of the old kernel is gone, so a
-# peer that is not restored cannot exist on this machine, and the guest has no network by design
-# (-nic none). The connection between two restored targets proves the established-socket path.
+# No TCP connection is carried here: both ends would be on this machine, and criu keeps a restored
+# socket safe from resets only with the netfilter lock it set at dump time, which the jump erases,
+# so the first end restored is reset by the second end's absent port. A peer that survives the
+# jump (off the machine) is the real case; see the closing note of the guest issue.
 set -euo pipefail
 . "$NVWA_GUEST_LIB"
 . /usr/local/lib/nvwa-test/common.sh
@@ -16,7 +17,7 @@ case $boot in
 	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot 1 runs $(uname -r), expected $KVER_OLD"
 	guest_result kernel_before "$(uname -r)"
 	start_workloads
-	write_config "$(cat "$W/counter.pid")" "$(cat "$W/tcp.pid")"
+	write_config "$(cat "$W/counter.pid")"
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
 	guest_mark update-start
 	if ! nvwa update "$KVER_NEW" >"$NVWA_RESULTS/update.txt" 2>&1; then
@@ -65,10 +66,6 @@ case $boot in
 	guest_result redis_mainpid "$mainpid"
 	[[ $mainpid == "$(cat "$W/redis.pid")" ]] || guest_fail "redis MainPID is $mainpid, the restored pid is $(cat "$W/redis.pid")"
 
-	# The TCP connection opened on the old kernel carries data on the new one.
-	kill -USR1 "$(cat "$W/tcp.pid")"
-	guest_wait 30 grep -q "INCR -> 2 " "$W/tcp.log" || guest_fail "no INCR reply over the restored connection: $(tr '\n' '|' <"$W/tcp.log"); client: $(tr '\n' '|' <"$W/tcp.out"); $(ss -tnpi 2>&1 | tr '\n' '|')"
-	guest_result tcp "$(tail -1 "$W/tcp.log")"
 
 	assert_no_dropins
 	cp "$W"/*.log "$NVWA_RESULTS/" 2>/dev/null || true
