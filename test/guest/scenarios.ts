@@ -57,9 +57,7 @@ export async function runScenario(name: string): Promise<ScenarioRun> {
   const out = mkdtempSync(`/tmp/nvwa-guest-${name}-`);
   const args = ["bash", join(GUEST, "run-scenario.sh"), name, "--image", image, "--out", out];
   for (const [src, dest] of payloadFiles()) args.push("--add", `${src}:${dest}`);
-  // Nehalem: Bun's x64 baseline needs CMPXCHG16B, which the harness's default `max,-cx16` hides.
-  const env = { ...process.env, NVWA_GUEST_CPU: process.env.NVWA_GUEST_CPU ?? "Nehalem" };
-  const proc = Bun.spawn(args, { cwd: ROOT, stdout: "inherit", stderr: "inherit", env });
+  const proc = Bun.spawn(args, { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
   const status = await proc.exited;
   let nvwaStatus: unknown = null;
   try {

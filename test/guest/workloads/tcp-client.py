@@ -12,7 +12,7 @@ log.write(f"connected from {local[0]}:{local[1]}\n")
 
 def incr(signum, frame):
     s.sendall(b"INCR tcp_exchanges\r\n")
-    reply = s.recv(64).decode().strip()
+    reply = s.recv(64).decode().strip().lstrip(":")  # RESP integer reply ":<n>"
     log.write(f"INCR -> {reply} via {local[1]}\n")
 
 signal.signal(signal.SIGUSR1, incr)

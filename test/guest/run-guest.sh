@@ -1,0 +1,184 @@
+#!/bin/bash
+# run-guest.sh — boot the nvwa test guest once under QEMU (TCG) with a payload disk; return its verdict.
+#
+#   run-guest.sh --image DIR [--payload DIR] [--kernel old|new|VERSION] [--timeout SEC]
+#                [--out DIR] [--serial FILE] [--append "ARGS"] [--mem SIZE] [--smp N] [--cpu MODEL]
+#                [--keep-disk]
+#
+#   --image DIR     a cache directory printed by build-image.sh (default: run build-image.sh)
+#   --payload DIR   (alias --inject) a tree that becomes the second disk, LABEL=NVWAPAYLOAD, mounted on
+#                   /payload in the guest: run.sh, rootfs/ ... (contract: image/rootfs/usr/local/lib/
+#                   nvwa-guest/runner). Without it the guest just boots and idles until the timeout.
+#   --kernel K      kernel for the cold boot: old (default, the 6.1), new (the 6.12) or a `uname -r`
+#   --timeout SEC   QEMU is killed after SEC seconds (default 600): exit status 124
+#   --out DIR       run directory (default /tmp/nvwa-guest-runs/<time>-XXXX), which receives:
+#                     serial.log   the console, each line stamped with seconds since QEMU started
+#                     results/     /payload/results read back from the payload disk (debugfs, no mount)
+#                     timings.txt  boot and kexec timings derived from serial.log
+#                     qemu.stderr, qemu.cmdline; payload.img and root.qcow2 only with --keep-disk
+#   --serial FILE   also copy the stamped serial log to FILE
+#   --append ARGS   extra kernel command line (kept across kexec by `--reuse-cmdline`/nvwa)
+#   --cpu MODEL     QEMU -cpu (default max,-erms; env NVWA_GUEST_CPU); NVWA_GUEST_QEMU and
+#                   NVWA_GUEST_QEMU_ARGS replace the QEMU binary / add arguments (e.g. -L DIR)
+#
+# Exit status: the scenario's (results/status, 0 = passed), 124 on timeout, 125 on harness errors,
+# 1 when the guest stopped without a verdict (e.g. panic, or a reboot instead of a kexec).
+#
+# Disks: the root is a qcow2 overlay backed by the cached raw image (created in ~20 ms and only as
+# large as what the guest writes; the cached image is never modified, so parallel runs are safe). The
+# payload is a fresh ext4 image made with `mkfs.ext4 -d` (no mount): cleaner than writing files into
+# the root image with debugfs one by one, and results come back on the same small disk.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+# Harness errors exit 125 (the scenario's own statuses are 0..123, timeouts 124).
+trap 'echo "${0##*/}: line $LINENO: command failed (status $?): $BASH_COMMAND" >&2; exit 125' ERR
+
+image='' payload='' kernel=old timeout=600 out='' serial_copy='' append='' mem=2G smp=2 keep_disk=0
+cpu=${NVWA_GUEST_CPU:-max,-erms}
+while (($#)); do
+	case $1 in
+	--image) image=$2; shift ;;
+	--payload | --inject) payload=$2; shift ;;
+	--kernel) kernel=$2; shift ;;
+	--timeout) timeout=$2; shift ;;
+	--out) out=$2; shift ;;
+	--serial) serial_copy=$2; shift ;;
+	--append) append=$2; shift ;;
+	--mem) mem=$2; shift ;;
+	--smp) smp=$2; shift ;;
+	--cpu) cpu=$2; shift ;;
+	--keep-disk) keep_disk=1 ;;
+	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+	*) echo "run-guest.sh: unknown argument '$1' (see --help)" >&2; exit 125 ;;
+	esac
+	shift
+done
+
+need_cmds qemu-system-x86_64 qemu-img mkfs.ext4 debugfs e2fsck timeout
+[[ -n $image ]] || image=$("$NVWA_GUEST_DIR/build-image.sh")
+[[ -e $image/.complete ]] || { echo "run-guest.sh: $image is not a complete image (build-image.sh)" >&2; exit 125; }
+# shellcheck source=/dev/null
+. "$image/kernels.env"
+case $kernel in
+old) kernel=$KVER_OLD ;;
+new) kernel=$KVER_NEW ;;
+esac
+[[ -e $image/vmlinuz-$kernel ]] || { echo "run-guest.sh: no kernel $kernel in $image" >&2; exit 125; }
+[[ -z $payload || -f $payload/run.sh ]] || { echo "run-guest.sh: $payload/run.sh missing" >&2; exit 125; }
+
+if [[ -z $out ]]; then
+	mkdir -p /tmp/nvwa-guest-runs
+	out=$(mktemp -d "/tmp/nvwa-guest-runs/$(date +%Y%m%d-%H%M%S)-XXXX")
+fi
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+rm -rf "$out/results" "$out/serial.log" "$out/timings.txt"
+
+t_prep=$(now_us)
+qemu-img create -q -f qcow2 -F raw -b "$image/rootfs.img" "$out/root.qcow2"
+qarg() { echo "${1//,/,,}"; } # a path inside a QEMU -drive option: commas are doubled
+drives=(-drive "file=$(qarg "$out/root.qcow2"),format=qcow2,if=virtio,cache=unsafe")
+if [[ -n $payload ]]; then
+	# Room for results (journals, logs); the scenario's own big files belong on the root disk.
+	size_mib=$(($(du -sm --apparent-size "$payload" | cut -f1) + 256))
+	rm -f "$out/payload.img"
+	truncate -s "${size_mib}M" "$out/payload.img"
+	mkfs.ext4 -q -F -L NVWAPAYLOAD -m 0 -E lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0 \
+		-d "$payload" "$out/payload.img" "${size_mib}M"
+	drives+=(-drive "file=$(qarg "$out/payload.img"),format=raw,if=virtio,cache=unsafe")
+fi
+t_boot=$(now_us)
+
+# Why these options:
+#   -accel tcg          KVM is not usable on these machines (see DESIGN.md §5)
+#   -cpu max,-erms      without ERMS the kexec'd kernel clears pages without `rep stosb`, which TCG
+#                       emulates slowly: post-kexec boots go from 3-5x to ~1.5x a cold boot
+#   -nodefaults -display none -nic none   no VGA, no NIC, nothing but what we add
+#   -no-reboot          a firmware reboot (e.g. systemd falling back from a kexec with nothing
+#                       loaded) ends QEMU instead of silently booting -kernel again
+#   -kernel/-initrd     direct boot: no boot loader in the image; kexec goes /boot -> /boot
+#   panic=-1            a panic reboots at once, which -no-reboot turns into a QEMU exit
+#   fsck.mode=skip      every run starts from the same clean image
+#   clearcpuid=cx16     the kernels must not use CMPXCHG16B: under TCG (QEMU 7.2 and 10.0 alike) it
+#                       leaves garbage in EFLAGS now and then, and the 6.12 kernel's SLUB fast path
+#                       (cmpxchg16b %gs:..; jne) then dies in kmem_cache_alloc with a double fault or a
+#                       stray #DB within seconds of boot. Hiding CX16 from the CPU (-cpu max,-cx16)
+#                       fixes the kernel too but breaks user space that needs x86-64-v2 (bun-compiled
+#                       binaries such as nvwa die with SIGILL); clearcpuid only changes the kernel's view.
+qemu_bin=${NVWA_GUEST_QEMU:-qemu-system-x86_64}
+read -r -a qemu_data <<<"${NVWA_GUEST_QEMU_ARGS:-}"
+qemu=(
+	"$qemu_bin" "${qemu_data[@]}" -accel tcg -cpu "$cpu" -m "$mem" -smp "$smp"
+	-nodefaults -display none -nic none -no-reboot
+	-kernel "$image/vmlinuz-$kernel" -initrd "$image/initrd.img-$kernel"
+	-append "console=ttyS0 root=/dev/vda rw fsck.mode=skip panic=-1 clearcpuid=cx16${append:+ $append}"
+	"${drives[@]}"
+	-chardev "stdio,id=console,signal=off" -serial chardev:console
+)
+printf '%q ' "${qemu[@]}" >"$out/qemu.cmdline"
+echo >>"$out/qemu.cmdline"
+log "booting $kernel (timeout ${timeout}s) -> $out"
+
+exec {serial_fd}> >(stamp_lines "$t_boot" >"$out/serial.log")
+stamper=$!
+qemu_rc=0
+timeout -k 10 "$timeout" "${qemu[@]}" </dev/null 1>&"$serial_fd" 2>"$out/qemu.stderr" || qemu_rc=$?
+exec {serial_fd}>&-
+wait "$stamper" || true # let the stamper drain what QEMU wrote last
+t_end=$(now_us)
+[[ -z $serial_copy ]] || cp "$out/serial.log" "$serial_copy"
+
+# --- Results back from the payload disk, without mounting it. ---------------------------------------
+status='' reason=''
+if [[ -n $payload ]]; then
+	# After a timeout the file system may not have been unmounted: replay its journal first.
+	e2fsck -p "$out/payload.img" >/dev/null 2>&1 || true
+	debugfs -R "rdump /results $out" "$out/payload.img" >/dev/null 2>"$out/debugfs.stderr" || true
+	[[ -f $out/results/status ]] && status=$(<"$out/results/status")
+	[[ -f $out/results/status.reason ]] && reason=$(<"$out/results/status.reason")
+fi
+((keep_disk)) || rm -f "$out/root.qcow2" "$out/payload.img"
+
+# --- Timings, from the host-side stamps on the serial console. --------------------------------------
+# boot N starts at the N-th "Linux version" banner; a kexec at "kexec_core: Starting new kernel";
+# userspace is the runner's "NVWA-GUEST boot=N userspace" marker; other NVWA-GUEST markers (e.g. the
+# scenario's guest_mark) are listed as they are.
+awk -v prep="$(fmt_us $((t_boot - t_prep)))" -v total="$(fmt_us $((t_end - t_boot)))" '
+	function t(line) { return substr(line, 2, index(line, "]") - 2) + 0 }
+	/\] Linux version / { nk++; kernel[nk] = t($0); split($0, w, "Linux version "); split(w[2], v, " "); ver[nk] = v[1] }
+	/Starting new kernel/ { jump[nk] = t($0) }
+	/NVWA-GUEST boot=[0-9]+ / {
+		n = $0; sub(/.*NVWA-GUEST boot=/, "", n); b = n + 0
+		m = $0; sub(/.*NVWA-GUEST boot=[0-9]+ /, "", m)
+		if (m ~ /^userspace /) user[b] = t($0)
+		else { split(m, f, " "); marks = marks sprintf("mark_boot%d_%s=%.3f\n", b, f[1], t($0)) }
+	}
+	END {
+		printf "disk_prep_s=%s\nqemu_total_s=%s\n", prep, total
+		for (i = 1; i <= nk; i++) {
+			printf "boot%d_kernel=%s\nboot%d_kernel_start_s=%.3f\n", i, ver[i], i, kernel[i]
+			if (user[i] != "") printf "boot%d_userspace_s=%.3f\n", i, user[i]
+			if (i == 1 && user[i] != "") printf "boot1_to_userspace_s=%.3f\n", user[i]
+			if (i > 1 && jump[i-1] != "" && user[i] != "")
+				printf "kexec%d_jump_to_userspace_s=%.3f\n", i - 1, user[i] - jump[i-1]
+			if (jump[i] != "") printf "kexec%d_jump_s=%.3f\n", i, jump[i]
+		}
+		printf "%s", marks
+	}' "$out/serial.log" >"$out/timings.txt"
+
+summary=$(tr '\n' ' ' <"$out/timings.txt")
+if [[ -n $status ]]; then
+	log "guest verdict: status $status ($reason); $summary"
+	exit "$status"
+elif ((qemu_rc == 124 || qemu_rc == 137)); then
+	log "TIMEOUT after ${timeout}s without a verdict; see $out/serial.log; $summary"
+	exit 124
+else
+	why="qemu status $qemu_rc"
+	grep -q 'Kernel panic' "$out/serial.log" && why="kernel panic"
+	# -no-reboot: a firmware reboot (e.g. `systemctl kexec` with no kernel loaded) ends QEMU.
+	grep -q 'reboot: Restarting system' "$out/serial.log" && why="the guest rebooted through the firmware (no kexec)"
+	log "guest stopped ($why) without a verdict; see $out/serial.log; $summary"
+	exit 1
+fi
