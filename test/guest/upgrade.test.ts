@@ -25,13 +25,14 @@ interface StatusJson {
 }
 
 describe("guest", () => {
-  test("upgrade: 6.1 → 6.12 with a counter and Redis kept alive", async () => {
+  test("upgrade: 6.1 → 6.12 with a counter and Redis kept alive, and the network carried over", async () => {
     const r = await runScenario("upgrade");
     passed(r);
     expect(r.results.kernel_before).toBe(r.kernels.old);
     expect(r.results.kernel_after).toBe(r.kernels.new);
     expect(r.results.phase).toBe("restored");
     expect(Number(r.results.redis_keys)).toBeGreaterThanOrEqual(100_000);
+    expect(r.results.net).toContain("10.123.0.1/24");
     const s = r.nvwaStatus as StatusJson;
     expect(s.kernelFrom).toBe(r.kernels.old);
     expect(s.kernelTo).toBe(r.kernels.new);

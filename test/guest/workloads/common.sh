@@ -47,7 +47,7 @@ write_config() {
 pids: [${pids%, }]
 services:
   - redis-test
-restore_net: false
+restore_net: ${NVWA_TEST_RESTORE_NET:-false}
 enable_quick_kexec: false
 enable_pin_memory: false
 enable_debug_mode: false

@@ -17,7 +17,14 @@ case $boot in
 	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot 1 runs $(uname -r), expected $KVER_OLD"
 	guest_result kernel_before "$(uname -r)"
 	start_workloads
-	write_config "$(cat "$W/counter.pid")"
+	# restore_net: configuration nvwa must carry over the jump (a dummy link is not recreated by
+	# anything on the new boot; only nvwa's saved snapshot brings it back).
+	ip link add nd0 type dummy
+	ip link set nd0 up
+	ip addr add 10.123.0.1/24 dev nd0
+	ip -6 addr add fd00:123::1/64 dev nd0 nodad
+	ip route add 10.124.0.0/16 via 10.123.0.254 dev nd0
+	NVWA_TEST_RESTORE_NET=true write_config "$(cat "$W/counter.pid")"
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
 	guest_mark update-start
 	if ! nvwa update "$KVER_NEW" >"$NVWA_RESULTS/update.txt" 2>&1; then
@@ -66,6 +73,14 @@ case $boot in
 	guest_result redis_mainpid "$mainpid"
 	[[ $mainpid == "$(cat "$W/redis.pid")" ]] || guest_fail "redis MainPID is $mainpid, the restored pid is $(cat "$W/redis.pid")"
 
+
+	# restore_net: the dummy link, both addresses and the route are back; the snapshot is consumed.
+	ip -o addr show dev nd0 >"$NVWA_RESULTS/nd0.txt" 2>&1 || guest_fail "link nd0 was not restored: $(journalctl -u nvwa --no-pager | grep -i network | tail -3)"
+	grep -q "10.123.0.1/24" "$NVWA_RESULTS/nd0.txt" || guest_fail "10.123.0.1/24 missing on nd0: $(cat "$NVWA_RESULTS/nd0.txt")"
+	grep -q "fd00:123::1/64" "$NVWA_RESULTS/nd0.txt" || guest_fail "fd00:123::1/64 missing on nd0: $(cat "$NVWA_RESULTS/nd0.txt")"
+	ip route show 10.124.0.0/16 | grep -q "via 10.123.0.254" || guest_fail "route 10.124.0.0/16 via 10.123.0.254 missing: $(ip route)"
+	[[ ! -e /var/nvwa/running/net.json && -e /var/nvwa/running/net.json.consumed ]] || guest_fail "the network snapshot was not consumed"
+	guest_result net "nd0 $(tr '\n' ' ' <"$NVWA_RESULTS/nd0.txt" | tr -s ' ' | cut -c1-200)"
 
 	assert_no_dropins
 	cp "$W"/*.log "$NVWA_RESULTS/" 2>/dev/null || true
