@@ -41,4 +41,11 @@ if [ ! -x node_modules/.bin/bun ] || ! node_modules/.bin/bun --version >/dev/nul
   node_modules/.bin/bun --version >/dev/null 2>&1 || (cd node_modules/bun && node install.js)
 fi
 
-exec node_modules/.bin/bun test/run.ts "$@"
+# `npm test` → dev.sh test [stages...]; `npm run demo` → dev.sh demo.
+mode=${1:-test}
+shift || true
+case $mode in
+test) exec node_modules/.bin/bun test/run.ts "$@" ;;
+demo) exec node_modules/.bin/bun test/run.ts demo ;;
+*) echo "dev.sh: unknown mode '$mode' (test or demo)" >&2; exit 2 ;;
+esac
