@@ -7,7 +7,8 @@ import { mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 export const TARGETS = [
-  // baseline (no AVX2): edge x86 boxes are often Atom/Celeron class, and QEMU TCG lacks AVX2.
+  // baseline (no AVX2 needed): edge x86 boxes are often Atom/Celeron class without it. (An earlier
+  // guest crash blamed on AVX2 was the guest CPU hiding CMPXCHG16B, which both builds need.)
   { arch: "x64", bunTarget: "bun-linux-x64-baseline", out: "nvwa-linux-x64", elfMachine: 0x3e },
   { arch: "arm64", bunTarget: "bun-linux-arm64", out: "nvwa-linux-arm64", elfMachine: 0xb7 },
 ] as const;
