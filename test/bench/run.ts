@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { newManifest } from "../../src/state/manifest.ts";
 import { writeManifest } from "../../src/state/manifest-file.ts";
+import { median } from "./stats.ts";
 
 const root = join(import.meta.dir, "../..");
 const argv = process.argv.slice(2);
@@ -23,11 +24,6 @@ const runs = runsArg >= 0 ? Number(argv[runsArg + 1]) : 31;
 const stages = argv.filter((a, i) => !a.startsWith("--") && argv[i - 1] !== "--runs");
 const want = (s: string): boolean => stages.length === 0 || stages.includes(s);
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 function timeCommand(cmd: string[], env: Record<string, string>, n: number): number[] {
   const out: number[] = [];
