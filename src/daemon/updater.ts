@@ -29,6 +29,7 @@ import { ensurePrivateDir } from "../state/private-dir.ts";
 import { acquireLock, lockPath } from "../state/lock.ts";
 import { NORESTART_DROPIN, removeDropins, renderNoRestartDropin, renderRestoreDropin, RESTORE_DROPIN, writeDropin } from "../systemd/dropins.ts";
 import { SystemdManager } from "../systemd/manager.ts";
+import { serviceRootPid } from "../systemd/service-root.ts";
 import type { ServiceProperties } from "../systemd/units.ts";
 import { requirePreflight } from "../update/preflight-run.ts";
 import { RolledBackError, runTransaction, type Step } from "../update/transaction.ts";
@@ -86,7 +87,7 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     mgr = units.length > 0 || params.fast !== true ? await SystemdManager.connect() : null;
     const services = await serviceFacts(mgr, units);
     const caps = await probeCriu(criuExe);
-    const servicePids = Object.fromEntries([...services].map(([u, p]) => [u, p.mainPid]));
+    const servicePids = Object.fromEntries([...services].map(([u, p]) => [u, serviceRootPid(p)]));
     const plan: CheckpointPlan = planCheckpoint(config, gatherCheckpointFacts(caps, servicePids));
     assertPlanOk(plan);
 
