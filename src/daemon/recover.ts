@@ -82,27 +82,32 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: RecoverDeps): 
     await restoreAll(criuDir, { criuExe, select: { kinds: ["pid"] }, onEvent: (e) => deps.emit(fromEngine(e)) });
     deps.onProcessesRestored?.();
 
-    for (const t of readManifest(criuDir).targets.filter((x) => x.kind === "service" && (x.phase === "killed" || x.phase === "restoring"))) {
-      const unit = t.unit ?? t.name;
-      deps.emit({ kind: "target", target: t.name, message: `${unit}: starting its restore` });
-      let failure: string | undefined;
-      if (deps.mgr === null) {
-        failure = "systemd cannot be reached to start the unit";
-      } else {
-        try {
-          const outcome = await deps.mgr.startUnitAndWait(unit, "replace", deps.serviceTimeoutMs ?? 300_000);
-          if (outcome.result !== "done") failure = `its start job ended "${outcome.result}" (see \`journalctl -u ${unit}\` and ${t.imagesDir}/restore.log)`;
-        } catch (e) {
-          failure = toNvwaError(e).message;
+    // All start jobs at once: each restore waits mostly on criu, and criu's first run after boot
+    // probes the kernel for seconds; one after another, services would wait on each other.
+    const pending = readManifest(criuDir).targets.filter((x) => x.kind === "service" && (x.phase === "killed" || x.phase === "restoring"));
+    await Promise.all(
+      pending.map(async (t) => {
+        const unit = t.unit ?? t.name;
+        deps.emit({ kind: "target", target: t.name, message: `${unit}: starting its restore` });
+        let failure: string | undefined;
+        if (deps.mgr === null) {
+          failure = "systemd cannot be reached to start the unit";
+        } else {
+          try {
+            const outcome = await deps.mgr.startUnitAndWait(unit, "replace", deps.serviceTimeoutMs ?? 300_000);
+            if (outcome.result !== "done") failure = `its start job ended "${outcome.result}" (see \`journalctl -u ${unit}\` and ${t.imagesDir}/restore.log)`;
+          } catch (e) {
+            failure = toNvwaError(e).message;
+          }
         }
-      }
-      const now = readManifest(criuDir).targets.find((x) => x.name === t.name);
-      if (failure !== undefined && now !== undefined && now.phase !== "restored" && now.phase !== "restore-failed" && now.phase !== "skipped") {
-        const err = new NvwaError("restore.service-failed", `${unit} was not restored: ${failure}`, { hint: `see ${t.imagesDir}/restore.log` });
-        updateManifest(criuDir, (m) => withTarget(m, t.name, (x) => ({ ...x, phase: "restore-failed", error: errorRecord(err) })));
-        deps.emit({ kind: "target", target: t.name, level: "error", message: err.message });
-      }
-    }
+        const now = readManifest(criuDir).targets.find((x) => x.name === t.name);
+        if (failure !== undefined && now !== undefined && now.phase !== "restored" && now.phase !== "restore-failed" && now.phase !== "skipped") {
+          const err = new NvwaError("restore.service-failed", `${unit} was not restored: ${failure}`, { hint: `see ${t.imagesDir}/restore.log` });
+          updateManifest(criuDir, (m) => withTarget(m, t.name, (x) => ({ ...x, phase: "restore-failed", error: errorRecord(err) })));
+          deps.emit({ kind: "target", target: t.name, level: "error", message: err.message });
+        }
+      }),
+    );
     await cleanupDropins(config, serviceUnits(first), deps);
     updateManifest(criuDir, (m) => {
       const phase = m.targets.every((t) => t.phase === "restored") ? "restored" : "restore-failed";
