@@ -143,7 +143,12 @@ function checkCriu(f: Facts): Check[] {
   const last = c.output.split("\n").filter((l) => l.trim() !== "").slice(-2).join(" | ") || "(no output)";
   if (c.timedOut) return [fail(id, title, `${c.exe} check did not finish in time`, "run `criu check` by hand and look for what hangs")];
   if (c.exitCode !== 0) return [fail(id, title, `${c.exe} check failed (exit ${c.exitCode}): ${last}`, "criu cannot checkpoint on this kernel; install a criu release that supports it")];
-  if (/missing|warn/i.test(c.output)) return [warn(id, title, `${c.exe} check: ${last}`, "some kernel features criu can use are missing; run `criu check --all` to see which")];
+  // criu check can print "Error (...)" lines from optional probes (e.g. a firewall tool it
+  // could use) and still end with "Looks good." and exit 0: that is a warning, not a pass.
+  const noted = c.output.split("\n").filter((l) => /^\s*(Error|Warn)/.test(l) || /missing/i.test(l));
+  if (noted.length > 0) {
+    return [warn(id, title, `${c.exe} check passed with ${noted.length} message(s), first: ${noted[0]?.trim()}`, "some optional kernel features or tools criu can use are missing; run `criu check --all -v4` to see which")];
+  }
   return [ok(id, title, `${c.exe} check: ${last}`)];
 }
 

@@ -184,6 +184,9 @@ describe("evaluatePreflight", () => {
     expect(row(evaluatePreflight(f, config()), "criu.check")?.detail).toContain("vdso");
     f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Looks good but some kernel features are missing\nwhich, depending on your process tree, may cause\ndump or restore failure.", timedOut: false };
     expect(statusOf(evaluatePreflight(f, config()), "criu.check")).toBe("warn");
+    // Seen in the guest: an optional probe's error line above "Looks good." with exit 0.
+    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Error (criu/util.c:642): exited, status=1\nLooks good.", timedOut: false };
+    expect(row(evaluatePreflight(f, config()), "criu.check")).toMatchObject({ status: "warn", detail: "/usr/sbin/criu check passed with 1 message(s), first: Error (criu/util.c:642): exited, status=1" });
   });
 
   test("lock: a live update fails, a stale lock warns", () => {
