@@ -100,6 +100,8 @@ export interface Facts {
   /** null when the criu check was not run. */
   criu: CriuCheckFacts | null;
   pids: PidFacts[];
+  /** The process trees of the configured services (MainPID, or a oneshot's cgroup tree). */
+  serviceTrees?: PidFacts[];
   /** undefined: systemd could not be asked (servicesProbeError says why); reported as unchecked. */
   services?: ServiceProperties[];
   servicesProbeError?: string;

@@ -3,6 +3,7 @@
  * statfs, one harmless kexec_file_load probe (invalid flags, see ffi/kexec.ts) and, unless
  * told otherwise, `<criu_exe> check`. Nothing is written, loaded or started.
  */
+import { serviceRootPid } from "../systemd/service-root.ts";
 import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { dirname, join } from "node:path";
@@ -342,6 +343,15 @@ export interface ProbeOptions {
   modulesDir?: string;
 }
 
+/** A service's tree root for memory accounting; 0 when it has none (preflight reports that). */
+function rootOrZero(p: ServiceProperties): number {
+  try {
+    return serviceRootPid(p);
+  } catch {
+    return 0;
+  }
+}
+
 export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): Promise<Facts> {
   const arch = currentArch();
   const rel = release();
@@ -378,7 +388,7 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
     kernel: opts.version ? probeKernel(opts.version, arch, opts.bootDir, opts.modulesDir) : null,
     criu: opts.skipCriuCheck ? null : probeCriuCheck(config.server.criuExe),
     pids: probePids(config.restore.pids),
-    ...(services === undefined ? {} : { services }),
+    ...(services === undefined ? {} : { services, serviceTrees: probePids(services.map(rootOrZero).filter((p) => p > 0)) }),
     ...(servicesProbeError === undefined ? {} : { servicesProbeError }),
     criuDir: probeCriuDir(config.server.criuDir),
     lock: probeLock(config.server.criuDir),

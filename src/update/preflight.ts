@@ -176,7 +176,7 @@ function checkTargets(f: Facts, config: NvwaConfig): Check[] {
 }
 
 function targetRss(f: Facts): number {
-  return f.pids.filter((p) => p.alive).reduce((s, p) => s + p.rssBytes, 0);
+  return [...f.pids, ...(f.serviceTrees ?? [])].filter((p) => p.alive).reduce((s, p) => s + p.rssBytes, 0);
 }
 
 function checkCriuDir(f: Facts, config: NvwaConfig): Check[] {
@@ -191,7 +191,7 @@ function checkCriuDir(f: Facts, config: NvwaConfig): Check[] {
     out.push(ok("criu-dir.fs", "criu_dir filesystem", `${where} is on ${d.fsType}`));
   }
   const need = targetRss(f);
-  const svcNote = config.restore.services.length > 0 ? " (services' memory not counted)" : "";
+  const svcNote = config.restore.services.length > 0 && f.serviceTrees === undefined ? " (services' memory not counted: systemd unreachable)" : "";
   if (d.freeBytes === null) {
     out.push(warn("criu-dir.space", "criu_dir free space", `free space of ${where} could not be read`, "check with df"));
   } else if (d.freeBytes < need) {

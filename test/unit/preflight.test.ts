@@ -176,6 +176,17 @@ describe("evaluatePreflight", () => {
     expect(statusOf(evaluatePreflight(f, config()), "criu-dir.space")).toBe("warn");
   });
 
+  test("criu_dir space counts the services' trees too", () => {
+    const f = healthy();
+    f.criuDir = { path: "/var/nvwa/running/", probedPath: "/var/nvwa/running/", fsType: "ext4", freeBytes: 10_000 * MiB };
+    const before = row(evaluatePreflight(f, config()), "criu-dir.space")?.detail ?? "";
+    f.serviceTrees = [{ pid: 30002, alive: true, zombie: false, kernelThread: false, comm: "redis-server", treePids: [30002], rssBytes: 20_000 * MiB }];
+    const after = row(evaluatePreflight(f, config()), "criu-dir.space");
+    expect(after?.status).toBe("fail");
+    expect(after?.detail).not.toBe(before);
+    expect(after?.detail).not.toContain("not counted");
+  });
+
   test("criu check: missing binary, failure, warnings", () => {
     const f = healthy();
     f.criu = { exe: "/usr/sbin/criu", exists: false, exitCode: null, output: "", timedOut: false };
