@@ -10,7 +10,6 @@
  * kernel is unloaded. Only the jump itself has no undo.
  */
 import { readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { loadConfig } from "../config/load.ts";
 import type { NvwaConfig } from "../config/types.ts";
 import { ExitCode, NvwaError } from "../errors.ts";
@@ -233,9 +232,4 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     mgr?.close();
     lock.release();
   }
-}
-
-/** Removes a target's images dir; used by `nvwa init`. */
-export function imagesDirOf(criuDir: string, name: string): string {
-  return join(criuDir, name);
 }
