@@ -84,10 +84,13 @@ sources=(
 # and tools of the scenarios; initramfs-tools + zstd installed *before* the kernels (customize.sh) so
 # our MODULES=list config is used for their first and only initrd build. debconf: customize.sh
 # preseeds kexec-tools with it. The kernels and kexec-tools themselves come from customize.sh.
+# rpm: the scenarios install nvwa from its signed RPM repo, as the README's Install section says
+# (rpm --import, rpm -K, rpm -i --nodeps: Debian's rpm database does not know criu is installed).
 include=(
 	systemd systemd-sysv udev dbus kmod procps iproute2 e2fsprogs
 	initramfs-tools zstd debconf
 	criu redis-server python3
+	rpm
 )
 
 work=$(mktemp -d "$NVWA_GUEST_CACHE/.build-$key.XXXXXX")

@@ -1,8 +1,8 @@
 #!/bin/bash
 # run-scenario.sh — run one guest scenario end to end: image (cached), payload, boot(s), host check.
 #
-#   run-scenario.sh NAME|DIR [--add SRC:DEST]... [--kernel K] [--timeout SEC] [--out DIR]
-#                   [--image DIR] [--keep-disk]
+#   run-scenario.sh NAME|DIR [--add SRC:DEST]... [--add-dir SRC:DEST]... [--kernel K]
+#                   [--timeout SEC] [--out DIR] [--image DIR] [--keep-disk]
 #
 #   NAME            a directory under test/guest/scenarios/ (or a path to one), holding:
 #                     run.sh         guest side, run at every boot with the boot number (required)
@@ -13,6 +13,8 @@
 #                     anything else  available to run.sh under /payload
 #   --add SRC:DEST  install the host file SRC at DEST in the guest (via the payload's rootfs/), e.g.
 #                   --add dist/nvwa-linux-x64:/usr/bin/nvwa --add my.yaml:/etc/nvwa/nvwa.yaml
+#   --add-dir SRC:DEST  the same for the host directory SRC and everything in it, e.g. the signed
+#                   RPM repo: --add-dir dist/guest-repo:/mnt (as if the repo's ISO were mounted there)
 #   --kernel, --timeout override scenario.conf; --out, --image, --keep-disk go to run-guest.sh
 #
 # Exit status: 0 when the guest passed and check.sh agreed; otherwise the guest's status (see
@@ -33,10 +35,11 @@ KERNEL=old TIMEOUT=600
 # shellcheck source=/dev/null
 [[ ! -f $scenario/scenario.conf ]] || . "$scenario/scenario.conf"
 
-adds=() image='' out='' guest_args=() keep=0
+adds=() add_dirs=() image='' out='' guest_args=() keep=0
 while (($#)); do
 	case $1 in
 	--add) adds+=("$2"); shift ;;
+	--add-dir) add_dirs+=("$2"); shift ;;
 	--kernel) KERNEL=$2; shift ;;
 	--timeout) TIMEOUT=$2; shift ;;
 	--image) image=$2; shift ;;
@@ -69,6 +72,12 @@ for a in "${adds[@]}"; do
 	install -d -m 0755 "$payload/rootfs$(dirname "$dest")"
 	cp -p "$src" "$payload/rootfs$dest"
 done
+for a in "${add_dirs[@]}"; do
+	src=${a%%:*} dest=${a#*:}
+	[[ -d $src && $dest == /* && $a == *:* ]] || die "--add-dir wants SRC:DEST with an existing directory and an absolute DEST: '$a'"
+	install -d -m 0755 "$payload/rootfs$dest"
+	cp -a "$src/." "$payload/rootfs$dest/"
+done
 rm -f "$payload/check.sh" "$payload/scenario.conf" # host-side only
 
 # shellcheck source=/dev/null
@@ -79,7 +88,7 @@ status=0
 "$NVWA_GUEST_DIR/run-guest.sh" --image "$image" --payload "$payload" --kernel "$KERNEL" \
 	--timeout "$TIMEOUT" --out "$out" "${guest_args[@]}" || status=$?
 
-((keep)) || rm -rf "$payload" # a copy; it may hold a 100 MB nvwa binary
+((keep)) || rm -rf "$payload" # a copy; it may hold a 100 MB nvwa binary or a 30 MB RPM
 
 if ((status == 0)) && [[ -x $scenario/check.sh ]]; then
 	"$scenario/check.sh" "$out/results" || status=$?

@@ -4,11 +4,13 @@
  * Each scenario boots the guest under TCG, so they are few and check a lot each.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { failureReport, ROOT, runScenario, type ScenarioRun } from "./scenarios.ts";
+import { ensureGuestRepo, failureReport, ROOT, runScenario, type ScenarioRun } from "./scenarios.ts";
 
-beforeAll(() => {
+// The guest installs nvwa from the signed RPM repo, so the repo is built from the fresh executable.
+beforeAll(async () => {
   const p = Bun.spawnSync([process.execPath, "run", "build/compile.ts", "x64"], { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
   expect(p.exitCode).toBe(0);
+  await ensureGuestRepo();
 }, 300_000);
 
 function passed(r: ScenarioRun): void {

@@ -1,0 +1,157 @@
+#!/bin/bash
+# Scenario "services": the service types other than notify across a real kernel upgrade, then
+# `nvwa init`. Boot 1 (old kernel): three counters under systemd, each with its state in memory:
+#   svc-simple   Type=simple            (the counter is the main process)
+#   svc-forking  Type=forking, PIDFile= (a double-forking daemon)
+#   svc-oneshot  Type=oneshot, RemainAfterExit=yes, its ExecStart leaves the counter running
+# and `nvwa update <new kernel>` with services: those three, pids: none. svc-forking and
+# svc-oneshot are enabled (systemd itself queues their start at boot, ordered after nvwa.service
+# by the drop-in); svc-simple is not (only the daemon's StartUnit brings it back). Boot 2 (new kernel):
+# each unit active under systemd, simple/forking with MainPID = the old main pid, the oneshot's
+# cgroup holding its old pid, every counter continuous, no drop-in left. Then `nvwa init` with a
+# stray nvwa drop-in and a kernel loaded by hand: both go, the services keep running, and a
+# second `nvwa init` has nothing left to remove.
+set -euo pipefail
+. "$NVWA_GUEST_LIB"
+. /usr/local/lib/nvwa-test/common.sh
+boot=$1
+UNITS=(svc-simple.service svc-forking.service svc-oneshot.service)
+
+# cgroup_pids UNIT: the pids in the unit's cgroup (cgroup v2), sorted.
+cgroup_pids() {
+	local cg
+	cg=$(systemctl show -p ControlGroup --value "$1")
+	[[ -n $cg && -f /sys/fs/cgroup$cg/cgroup.procs ]] || return 0
+	sort -n "/sys/fs/cgroup$cg/cgroup.procs"
+}
+
+# assert_continuous NAME: $W/NAME.log is 1, 2, 3, ... (never restarted from 1, no gap).
+assert_continuous() {
+	python3 - "$W/$1.log" <<'PY' || guest_fail "$1: counter log is not continuous (see $1.log in results)"
+import sys
+vals = [int(x) for x in open(sys.argv[1]).read().split()]
+assert len(vals) > 0 and vals == list(range(1, len(vals) + 1)), vals[:5] + ["..."] + vals[-5:]
+PY
+}
+
+collect() {
+	for d in /var/nvwa/running/*/; do
+		[[ -d $d ]] || continue
+		n=$(basename "$d")
+		for l in dump.log restore.log; do [[ ! -f $d$l ]] || cp "$d$l" "$NVWA_RESULTS/criu-$n-$l"; done
+	done
+	cp "$W"/*.log /var/log/svc-*.out "$NVWA_RESULTS/" 2>/dev/null || true
+	cp -r /var/log/nvwa "$NVWA_RESULTS/nvwa-logs" 2>/dev/null || true
+	for u in "${UNITS[@]}"; do systemctl status --no-pager "$u" >"$NVWA_RESULTS/status-$u.txt" 2>&1 || true; done
+}
+
+case $boot in
+1)
+	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot 1 runs $(uname -r), expected $KVER_OLD"
+	guest_result kernel_before "$(uname -r)"
+	mkdir -p "$W"
+	rm -f "$W"/*.log
+	base=33000
+	for u in "${UNITS[@]}"; do
+		high_pids $base
+		base=$((base + 500))
+		[[ $u == svc-simple.service ]] || systemctl enable -q "$u"
+		systemctl start "$u" || guest_fail "$u did not start: $(systemctl status --no-pager "$u" 2>&1 | tail -5)"
+	done
+	for u in "${UNITS[@]}"; do
+		n=${u%.service}
+		guest_wait 10 test -s "$W/$n.log" || guest_fail "$u is not counting: $(cat "/var/log/$n.out" 2>/dev/null)"
+		[[ $(systemctl is-active "$u") == active ]] || guest_fail "$u is $(systemctl is-active "$u")"
+	done
+	systemctl show -p MainPID --value svc-simple.service >"$W/svc-simple.pid"
+	systemctl show -p MainPID --value svc-forking.service >"$W/svc-forking.pid"
+	[[ $(cat "$W/svc-forking.pid") == "$(cat /run/svc-forking.pid)" ]] || guest_fail "svc-forking: MainPID is not its PIDFile's pid"
+	cgroup_pids svc-oneshot.service >"$W/svc-oneshot.pid"
+	[[ $(wc -l <"$W/svc-oneshot.pid") == 1 ]] || guest_fail "svc-oneshot's cgroup holds '$(cat "$W/svc-oneshot.pid")', expected one counter"
+	for u in "${UNITS[@]}"; do guest_result "${u%.service}_pid_before" "$(cat "$W/${u%.service}.pid")"; done
+
+	write_services_config "${UNITS[@]}"
+	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
+	guest_mark update-start
+	if ! nvwa update "$KVER_NEW" >"$NVWA_RESULTS/update.txt" 2>&1; then
+		collect
+		guest_fail "nvwa update failed: $(tail -5 "$NVWA_RESULTS/update.txt")"
+	fi
+	guest_mark update-returned
+	exit 75
+	;;
+2)
+	guest_mark after-jump
+	guest_result kernel_after "$(uname -r)"
+	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot 2 runs $(uname -r), expected $KVER_NEW"
+	phase=""
+	for _ in $(seq 1 300); do
+		phase=$(nvwa status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("phase",""))' || true)
+		[[ $phase == restored || $phase == restore-failed ]] && break
+		sleep 1
+	done
+	guest_mark restored
+	nvwa status --json >"$NVWA_RESULTS/status.json" 2>&1 || true
+	nvwa status >"$NVWA_RESULTS/status.txt" 2>&1 || true
+	guest_result phase "$phase"
+	collect
+	[[ $phase == restored ]] || guest_fail "nvwa status says '$phase', not restored: $(cat "$NVWA_RESULTS/status.txt")"
+
+	sleep 1
+	fails=()
+	for u in "${UNITS[@]}"; do
+		n=${u%.service}
+		old=$(cat "$W/$n.pid")
+		state=$(systemctl show -p ActiveState --value "$u")/$(systemctl show -p SubState --value "$u")
+		guest_result "${n}_state" "$state"
+		case $u in
+		svc-oneshot.service)
+			[[ $state == active/exited ]] || fails+=("$u is $state, expected active/exited")
+			now=$(cgroup_pids "$u" | tr '\n' ' ')
+			guest_result "${n}_cgroup" "$now"
+			[[ " $now" == *" $old "* ]] || fails+=("$u: its cgroup holds '$now', not the restored pid $old")
+			;;
+		*)
+			[[ $state == active/running ]] || fails+=("$u is $state, expected active/running")
+			main=$(systemctl show -p MainPID --value "$u")
+			guest_result "${n}_mainpid" "$main"
+			[[ $main == "$old" ]] || fails+=("$u: MainPID is $main, the restored pid is $old")
+			;;
+		esac
+		[[ -d /proc/$old && $(cat "/proc/$old/comm") == python3 ]] || fails+=("$u: pid $old is not the counter")
+		before=$(wc -l <"$W/$n.log")
+		sleep 0.6
+		after=$(wc -l <"$W/$n.log")
+		((after > before)) || fails+=("$u: the counter is not counting")
+		guest_result "${n}_count" "$after"
+	done
+	((${#fails[@]} == 0)) || guest_fail "$(printf '%s; ' "${fails[@]}")"
+	for u in "${UNITS[@]}"; do assert_continuous "${u%.service}"; done
+	assert_no_dropins
+	guest_mark services-checked
+
+	# nvwa init: a stray drop-in of an update that never happened and a kernel loaded by hand.
+	mkdir -p /etc/systemd/system/foo.service.d
+	printf '[Service]\nExecStart=\nExecStart=/usr/bin/nvwa restore foo.service\n' >/etc/systemd/system/foo.service.d/nvwa-restore.conf
+	guest_kexec_load "$KVER_NEW"
+	nvwa init >"$NVWA_RESULTS/init.txt" 2>&1 || guest_fail "nvwa init failed: $(cat "$NVWA_RESULTS/init.txt")"
+	grep -q "foo.service.d/nvwa-restore.conf" "$NVWA_RESULTS/init.txt" || guest_fail "nvwa init did not report the stray drop-in: $(cat "$NVWA_RESULTS/init.txt")"
+	grep -q "kernel loaded for kexec" "$NVWA_RESULTS/init.txt" || guest_fail "nvwa init did not report the loaded kernel: $(cat "$NVWA_RESULTS/init.txt")"
+	[[ ! -e /etc/systemd/system/foo.service.d ]] || guest_fail "the stray drop-in (or its now empty directory) is still there: $(ls -la /etc/systemd/system/foo.service.d)"
+	[[ $(cat /sys/kernel/kexec_loaded) == 0 ]] || guest_fail "a kernel is still loaded for kexec after nvwa init"
+	[[ ! -e /var/nvwa/running/manifest.json ]] || guest_fail "nvwa init left the manifest"
+	for u in "${UNITS[@]}"; do
+		[[ $(systemctl is-active "$u") == active ]] || guest_fail "$u is $(systemctl is-active "$u") after nvwa init"
+	done
+	nvwa init >"$NVWA_RESULTS/init2.txt" 2>&1 || guest_fail "the second nvwa init failed: $(cat "$NVWA_RESULTS/init2.txt")"
+	grep -q "^nothing to remove" "$NVWA_RESULTS/init2.txt" || guest_fail "the second nvwa init found something: $(cat "$NVWA_RESULTS/init2.txt")"
+	guest_result init "$(tr '\n' ' ' <"$NVWA_RESULTS/init.txt" | tr -s ' ' | cut -c1-300)"
+	guest_result init2 "$(cat "$NVWA_RESULTS/init2.txt")"
+	cp "$W"/*.log "$NVWA_RESULTS/" 2>/dev/null || true
+	guest_mark scenario-passed
+	exit 0
+	;;
+*)
+	guest_fail "unexpected boot $boot"
+	;;
+esac

@@ -1,0 +1,45 @@
+/**
+ * The service types besides notify across a real kernel upgrade (Debian 6.1 → 6.12) in a QEMU
+ * guest: Type=simple, Type=forking (PIDFile=) and Type=oneshot with RemainAfterExit=yes whose
+ * ExecStart leaves a counter running; then `nvwa init` clearing a stray drop-in and a loaded
+ * kernel. One boot pair checks all of it (TCG boots are slow).
+ */
+import { beforeAll, expect, test } from "bun:test";
+import { failureReport, ROOT, runScenario } from "./scenarios.ts";
+
+beforeAll(() => {
+  const p = Bun.spawnSync([process.execPath, "run", "build/compile.ts", "x64"], { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
+  expect(p.exitCode).toBe(0);
+}, 300_000);
+
+interface StatusJson {
+  phase: string;
+  kernelTo: string;
+  targets: { name: string; phase: string; downtimeMs?: number }[];
+}
+
+test("services: simple, forking and oneshot come back under systemd; nvwa init cleans up", async () => {
+  const r = await runScenario("services");
+  if (r.status !== 0) process.stderr.write(`${failureReport(r)}\n`);
+  expect(r.status).toBe(0);
+  expect(r.results.kernel_before).toBe(r.kernels.old);
+  expect(r.results.kernel_after).toBe(r.kernels.new);
+  expect(r.results.phase).toBe("restored");
+  for (const n of ["svc-simple", "svc-forking"]) {
+    expect(r.results[`${n}_state`]).toBe("active/running");
+    expect(r.results[`${n}_mainpid`]).toBe(r.results[`${n}_pid_before`]);
+  }
+  expect(r.results["svc-oneshot_state"]).toBe("active/exited");
+  expect((r.results["svc-oneshot_cgroup"] ?? "").split(" ")).toContain(r.results["svc-oneshot_pid_before"] ?? "none");
+  expect(r.results.init).toContain("foo.service.d/nvwa-restore.conf");
+  expect(r.results.init).toContain("the kernel loaded for kexec");
+  expect(r.results.init2).toStartWith("nothing to remove");
+  const s = r.nvwaStatus as StatusJson;
+  expect(s.kernelTo).toBe(r.kernels.new);
+  expect(s.targets.map((t) => t.name).sort()).toEqual(["svc-forking.service", "svc-oneshot.service", "svc-simple.service"]);
+  for (const t of s.targets) {
+    expect(t.phase).toBe("restored");
+    expect(t.downtimeMs).toBeGreaterThan(0);
+  }
+  process.stdout.write(`services downtimes: ${s.targets.map((t) => `${t.name} ${t.downtimeMs} ms`).join(", ")}\n`);
+}, 1_800_000);
