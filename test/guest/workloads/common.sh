@@ -79,6 +79,40 @@ install_nvwa() {
 	guest_mark rpm-installed
 }
 
+# start_nvwa: the server config every scenario uses, then the daemon (after nvwa-restore.yaml).
+start_nvwa() {
+	cat >/etc/nvwa/nvwa-server.yaml <<YAML
+criu_dir: /var/nvwa/running/
+criu_exe: /usr/sbin/criu
+kexec_exe: /usr/sbin/kexec
+systemd_etc: /etc/systemd/system/
+log_dir: /var/log/nvwa/
+YAML
+	chmod 0640 /etc/nvwa/*.yaml
+	systemctl enable -q --now nvwa.service || guest_fail "nvwa.service did not start: $(systemctl status nvwa --no-pager 2>&1 | tail -5)"
+}
+
+# wait_for_restore: after the jump, wait until the daemon has finished its boot-side restore (the
+# manifest's boot-restore timing has an end: targets restored and drop-ins removed), then save
+# `nvwa status` and every target's criu logs to the results; prints the update's phase.
+wait_for_restore() {
+	local done="" phase="" d n l
+	for _ in $(seq 1 300); do
+		read -r done phase < <(nvwa status --json 2>/dev/null | python3 -c 'import json,sys
+j = json.load(sys.stdin)
+print(1 if j.get("manifest", {}).get("timings", {}).get("boot-restore", {}).get("end") else 0, j.get("phase", "none"))' || echo "0 none")
+		[[ $done == 1 ]] && break
+		sleep 1
+	done
+	nvwa status --json >"$NVWA_RESULTS/status.json" 2>&1 || true
+	nvwa status >"$NVWA_RESULTS/status.txt" 2>&1 || true
+	for d in /var/nvwa/running/*/; do
+		n=$(basename "$d")
+		for l in dump.log restore.log; do [[ ! -f $d$l ]] || cp "$d$l" "$NVWA_RESULTS/criu-$n-$l"; done
+	done
+	echo "$phase"
+}
+
 # write_config PIDS... : nvwa's config for the workloads, then the daemon.
 write_config() {
 	local pids
@@ -94,15 +128,7 @@ enable_quick_kexec: false
 enable_pin_memory: false
 enable_debug_mode: false
 YAML
-	cat >/etc/nvwa/nvwa-server.yaml <<YAML
-criu_dir: /var/nvwa/running/
-criu_exe: /usr/sbin/criu
-kexec_exe: /usr/sbin/kexec
-systemd_etc: /etc/systemd/system/
-log_dir: /var/log/nvwa/
-YAML
-	chmod 0640 /etc/nvwa/*.yaml
-	systemctl enable -q --now nvwa.service || guest_fail "nvwa.service did not start: $(systemctl status nvwa --no-pager 2>&1 | tail -5)"
+	start_nvwa
 }
 
 # No nvwa drop-in may remain under /etc/systemd/system.
@@ -137,13 +163,5 @@ enable_quick_kexec: false
 enable_pin_memory: false
 enable_debug_mode: false
 YAML
-	cat >/etc/nvwa/nvwa-server.yaml <<YAML
-criu_dir: /var/nvwa/running/
-criu_exe: /usr/sbin/criu
-kexec_exe: /usr/sbin/kexec
-systemd_etc: /etc/systemd/system/
-log_dir: /var/log/nvwa/
-YAML
-	chmod 0640 /etc/nvwa/*.yaml
-	systemctl enable -q --now nvwa.service || guest_fail "nvwa.service did not start: $(systemctl status nvwa --no-pager 2>&1 | tail -5)"
+	start_nvwa
 }

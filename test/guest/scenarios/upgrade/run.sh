@@ -38,20 +38,8 @@ case $boot in
 	guest_mark after-jump
 	guest_result kernel_after "$(uname -r)"
 	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot 2 runs $(uname -r), expected $KVER_NEW"
-	phase=""
-	for _ in $(seq 1 300); do
-		phase=$(nvwa status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("phase",""))' || true)
-		[[ $phase == restored || $phase == restore-failed ]] && break
-		sleep 1
-	done
-	nvwa status --json >"$NVWA_RESULTS/status.json" 2>&1 || true
-	nvwa status >"$NVWA_RESULTS/status.txt" 2>&1 || true
+	phase=$(wait_for_restore)
 	guest_result phase "$phase"
-	# criu's own logs of every target, for the host (they stay beside the removed images).
-	for d in /var/nvwa/running/*/; do
-		n=$(basename "$d")
-		for l in dump.log restore.log; do [[ ! -f $d$l ]] || cp "$d$l" "$NVWA_RESULTS/criu-$n-$l"; done
-	done
 	[[ $phase == restored ]] || guest_fail "nvwa status says '$phase', not restored: $(cat "$NVWA_RESULTS/status.txt")"
 
 	# The counter continues from its frozen value.
