@@ -18,7 +18,7 @@ interface StatusJson {
   targets: { name: string; phase: string; downtimeMs?: number }[];
 }
 
-test("services: simple, forking and oneshot come back under systemd; nvwa init cleans up", async () => {
+test("services: simple, forking and oneshot come back under systemd after a fast jump (reboot(KEXEC)); nvwa init cleans up", async () => {
   const r = await runScenario("services");
   if (r.status !== 0) process.stderr.write(`${failureReport(r)}\n`);
   expect(r.status).toBe(0);
