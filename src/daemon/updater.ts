@@ -91,11 +91,12 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     assertPlanOk(plan);
 
     const from = runningRelease();
+    const bootId = currentBootId();
     let manifest: Manifest = newManifest({
       kernel: { from, to: params.version },
       criuDir,
       options: plan.options,
-      ...(currentBootId() === undefined ? {} : { bootId: currentBootId() as string }),
+      ...(bootId === undefined ? {} : { bootId }),
       criu: { exe: criuExe, version: caps.version.text },
     });
     ulog = UpdateLog.open(logDir, manifest.updateId);

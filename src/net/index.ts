@@ -1,5 +1,5 @@
 /** Network save/restore across the jump (issue 7): the public face of src/net. */
-export { saveNetwork, currentBootId } from "./save.ts";
+export { saveNetwork } from "./save.ts";
 export {
   NET_SNAPSHOT_FILE,
   netSnapshotPath,

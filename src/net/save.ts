@@ -1,19 +1,11 @@
 /** Save: the live network of this namespace → a NetSnapshot (kernel-made items left out). */
-import { readFileSync } from "node:fs";
 import { release } from "node:os";
 import { log } from "../log.ts";
+import { currentBootId } from "../state/lock.ts";
 import { NET_SNAPSHOT_FORMAT, NET_SNAPSHOT_VERSION, type NetSnapshot } from "./model.ts";
 import { readLiveNetwork } from "./read-state.ts";
 import { withRtnl } from "./rtnl.ts";
 import { selectForSave } from "./select.ts";
-
-export function currentBootId(): string | null {
-  try {
-    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-  } catch {
-    return null;
-  }
-}
 
 /** Reads this namespace's network and returns what should be restored after the jump. */
 export function saveNetwork(): NetSnapshot {
@@ -27,7 +19,7 @@ export function saveNetwork(): NetSnapshot {
     format: NET_SNAPSHOT_FORMAT,
     version: NET_SNAPSHOT_VERSION,
     savedAt: new Date().toISOString(),
-    bootId: currentBootId(),
+    bootId: currentBootId() ?? null,
     kernel: release(),
     links: sel.links,
     addresses: sel.addresses,
