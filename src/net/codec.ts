@@ -164,31 +164,18 @@ export function decodeAttrList(buf: Uint8Array): [number, Uint8Array][] {
   return out;
 }
 
-export function readU8(b: Uint8Array | undefined): number | undefined {
+/** A fixed-size attribute read with `get`, or undefined when absent; too short is malformed. */
+function readFixed(b: Uint8Array | undefined, size: number, what: string, get: (v: DataView) => number): number | undefined {
   if (b === undefined) return undefined;
-  if (b.length < 1) throw malformed("u8 attribute too short");
-  return b[0];
+  if (b.length < size) throw malformed(`${what} attribute too short`);
+  return get(view(b));
 }
-export function readU16(b: Uint8Array | undefined): number | undefined {
-  if (b === undefined) return undefined;
-  if (b.length < 2) throw malformed("u16 attribute too short");
-  return view(b).getUint16(0, true);
-}
-export function readU16be(b: Uint8Array | undefined): number | undefined {
-  if (b === undefined) return undefined;
-  if (b.length < 2) throw malformed("u16 attribute too short");
-  return view(b).getUint16(0, false);
-}
-export function readU32(b: Uint8Array | undefined): number | undefined {
-  if (b === undefined) return undefined;
-  if (b.length < 4) throw malformed("u32 attribute too short");
-  return view(b).getUint32(0, true);
-}
-export function readI32(b: Uint8Array | undefined): number | undefined {
-  if (b === undefined) return undefined;
-  if (b.length < 4) throw malformed("s32 attribute too short");
-  return view(b).getInt32(0, true);
-}
+
+export const readU8 = (b: Uint8Array | undefined): number | undefined => readFixed(b, 1, "u8", (v) => v.getUint8(0));
+export const readU16 = (b: Uint8Array | undefined): number | undefined => readFixed(b, 2, "u16", (v) => v.getUint16(0, true));
+export const readU16be = (b: Uint8Array | undefined): number | undefined => readFixed(b, 2, "u16", (v) => v.getUint16(0, false));
+export const readU32 = (b: Uint8Array | undefined): number | undefined => readFixed(b, 4, "u32", (v) => v.getUint32(0, true));
+export const readI32 = (b: Uint8Array | undefined): number | undefined => readFixed(b, 4, "s32", (v) => v.getInt32(0, true));
 export function readStr(b: Uint8Array | undefined): string | undefined {
   if (b === undefined) return undefined;
   const nul = b.indexOf(0);
