@@ -71,6 +71,8 @@ export function featureSupported(exitCode: number, output: string, feature: stri
 export interface ProbeOptions {
   hardwareBreakpoints?: boolean;
   timeoutMs?: number;
+  /** The caller's preflight already ran `criu check` (seconds on a slow machine): not again. */
+  skipCheck?: boolean;
 }
 
 export async function probeCriu(exe: string, opts: ProbeOptions = {}): Promise<CriuCapabilities> {
@@ -85,12 +87,12 @@ export async function probeCriu(exe: string, opts: ProbeOptions = {}): Promise<C
     });
   }
   const [check, help, nft] = await Promise.all([
-    runCriu({ exe, argv: checkArgv(), env, action: "check", timeoutMs }),
+    opts.skipCheck === true ? null : runCriu({ exe, argv: checkArgv(), env, action: "check", timeoutMs }),
     // `criu --help` exits 0 on 4.x and 1 on some older builds; only its text matters.
     runCriu({ exe, argv: ["--help"], env, action: "help", timeoutMs }),
     runCriu({ exe, argv: checkArgv("network_lock_nftables"), env, action: "check", timeoutMs }),
   ]);
-  const verdict = parseCheckOutput(check.exitCode, `${check.stdout}\n${check.stderr}`);
+  const verdict = check === null ? { ok: true, message: "checked by preflight" } : parseCheckOutput(check.exitCode, `${check.stdout}\n${check.stderr}`);
   const helpText = `${help.stdout}\n${help.stderr}`;
   const networkLockOption = helpHasOption(helpText, "network-lock");
   const nftablesLock = networkLockOption && featureSupported(nft.exitCode, `${nft.stdout}\n${nft.stderr}`, "network_lock_nftables");

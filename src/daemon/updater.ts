@@ -85,7 +85,8 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     const units = config.restore.services;
     mgr = units.length > 0 || params.fast !== true ? await SystemdManager.connect() : null;
     const services = await serviceFacts(mgr, units);
-    const caps = await probeCriu(criuExe);
+    // requirePreflight ran `criu check` and refuses on failure; only the capabilities are new here.
+    const caps = await probeCriu(criuExe, { skipCheck: true });
     const servicePids = Object.fromEntries([...services].map(([u, p]) => [u, serviceRootPid(p)]));
     const plan: CheckpointPlan = planCheckpoint(config, gatherCheckpointFacts(caps, servicePids));
     assertPlanOk(plan);
