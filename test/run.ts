@@ -17,6 +17,8 @@ interface StageResult {
   passed: number;
   failed: number;
   ok: boolean;
+  /** Each failed test with the error lines bun printed before it, repeated in the summary. */
+  failures: string[];
 }
 
 async function runStreaming(cmd: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
@@ -41,19 +43,36 @@ function counts(output: string): { passed: number; failed: number } {
   return { passed: pass.at(-1) ?? 0, failed: fail.at(-1) ?? 0 };
 }
 
+/**
+ * bun prints a failed test's error above its "(fail) name" line. CI keeps only the end of a long
+ * log, so the summary repeats each failure with up to 30 lines of its error.
+ */
+function failureBlocks(output: string): string[] {
+  const lines = output.split("\n");
+  const blocks: string[] = [];
+  let from = 0;
+  lines.forEach((line, i) => {
+    if (/^\((pass|skip|todo)\) /.test(line)) from = i + 1;
+    if (!line.startsWith("(fail) ")) return;
+    blocks.push(lines.slice(Math.max(from, i - 30), i + 1).join("\n"));
+    from = i + 1;
+  });
+  return blocks;
+}
+
 async function bunTest(name: string, dir: string): Promise<StageResult> {
   console.log(`\n=== ${name}: bun test ${dir}`);
   const { code, output } = await runStreaming([bun, "test", "--timeout", "600000", dir]);
   const c = counts(output);
   // A stage that ran nothing has not proven anything.
   const ok = code === 0 && c.failed === 0 && c.passed > 0;
-  return { name, ...c, failed: ok ? c.failed : Math.max(c.failed, 1), ok };
+  return { name, ...c, failed: ok ? c.failed : Math.max(c.failed, 1), ok, failures: failureBlocks(output) };
 }
 
 async function typecheck(): Promise<StageResult> {
   console.log("\n=== types: tsc --noEmit");
   const { code } = await runStreaming([join(root, "node_modules/.bin/tsc"), "--noEmit", "-p", "."]);
-  return { name: "types", passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1, ok: code === 0 };
+  return { name: "types", passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1, ok: code === 0, failures: [] };
 }
 
 const STAGES: Record<string, () => Promise<StageResult>> = {
@@ -97,6 +116,7 @@ for (const n of names) {
   results.push(await stage());
 }
 
+for (const r of results) for (const f of r.failures) console.log(`\n=== failed in ${r.name}:\n${f}`);
 console.log("\n=== summary");
 for (const r of results) console.log(`${r.ok ? "ok  " : "FAIL"} ${r.name.padEnd(8)} ${r.passed} passed, ${r.failed} failed`);
 const passed = results.reduce((a, r) => a + r.passed, 0);
