@@ -18,6 +18,7 @@ import { peSignature, unwrapKernel } from "../kexec/format.ts";
 import { releaseProblem } from "../kexec/release.ts";
 import { readKexecLoaded, readKexecLoadDisabled, readLockdown } from "../kexec/state.ts";
 import { parseIomem, type Iomem } from "../mem/iomem.ts";
+import { lockHolder } from "../state/lock.ts";
 import type { CriuCheckFacts, CriuDirFacts, Facts, KernelFacts, LockFacts, PidFacts } from "./facts-types.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import type { ServiceProperties } from "../systemd/units.ts";
@@ -217,22 +218,16 @@ export function parseLockPid(text: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 export function probeLock(criuDir: string): LockFacts {
   const path = join(criuDir, "nvwa.lock");
   const text = readText(path);
   if (text === null) return { path, exists: existsSync(path), pid: null, alive: null };
-  const pid = parseLockPid(text);
-  // The daemon takes the lock before it runs these checks: its own pid is not "another update".
-  return { path, exists: true, pid, alive: pid === null ? null : pid !== process.pid && pidAlive(pid) };
+  // Whether the lock is held is flock's answer (state/lock.ts), not the pid in the file: after a
+  // reboot that pid may well belong to some other live process.
+  const holder = lockHolder(path);
+  const pid = holder !== null && holder.pid > 0 ? holder.pid : parseLockPid(text);
+  // The daemon takes the lock before it runs these checks: its own hold is not "another update".
+  return { path, exists: true, pid, alive: holder !== null && pid !== process.pid };
 }
 
 // --- systemd watchdog -------------------------------------------------------------------------

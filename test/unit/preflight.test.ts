@@ -11,6 +11,7 @@ import { gzipSync } from "node:zlib";
 import { RESTORE_DEFAULTS, SERVER_DEFAULTS, type NvwaConfig } from "../../src/config/types.ts";
 import { isNvwaError } from "../../src/errors.ts";
 import { parseIomem } from "../../src/mem/iomem.ts";
+import { acquireLock } from "../../src/state/lock.ts";
 import type { ServiceProperties } from "../../src/systemd/units.ts";
 import type { Facts } from "../../src/update/facts-types.ts";
 import {
@@ -368,16 +369,35 @@ describe("probes on this host", () => {
     expect(d.freeBytes).toBeGreaterThan(0);
   });
 
-  test("probeLock: another live pid holds it, our own pid (the daemon itself) does not count, nor a pid that cannot exist; JSON and bare forms", () => {
+  test("probeLock: held means flock'ed by another process; a live pid named in a free lock file (reused after a reboot) and our own hold do not count", async () => {
     const dir = mkdtempSync(join(tmpdir(), "nvwa-lock-"));
+    const path = join(dir, "nvwa.lock");
     try {
       expect(probeLock(dir).exists).toBe(false);
-      writeFileSync(join(dir, "nvwa.lock"), JSON.stringify({ pid: process.ppid, update: "u-1" }));
-      expect(probeLock(dir)).toMatchObject({ exists: true, pid: process.ppid, alive: true });
-      writeFileSync(join(dir, "nvwa.lock"), JSON.stringify({ pid: process.pid, update: "u-1" }));
-      expect(probeLock(dir)).toMatchObject({ exists: true, pid: process.pid, alive: false });
-      writeFileSync(join(dir, "nvwa.lock"), `${2 ** 22 + 7}\n`);
+      // Left over: the file names a live process, but nobody holds the lock.
+      writeFileSync(path, JSON.stringify({ pid: process.ppid, update: "u-1" }));
+      expect(probeLock(dir)).toMatchObject({ exists: true, pid: process.ppid, alive: false });
+      writeFileSync(path, `${2 ** 22 + 7}\n`);
       expect(probeLock(dir)).toMatchObject({ pid: 2 ** 22 + 7, alive: false });
+      // Another process holds it: util-linux flock(1) keeps an exclusive flock while its command
+      // runs (--close: the command itself does not inherit it, so killing flock frees it).
+      const holder = Bun.spawn(["flock", "--close", path, "sh", "-c", "echo locked; exec sleep 30"], { stdout: "pipe" });
+      try {
+        const reader = holder.stdout.getReader();
+        await reader.read(); // "locked": the flock is taken
+        reader.releaseLock();
+        expect(probeLock(dir)).toMatchObject({ exists: true, pid: 2 ** 22 + 7, alive: true });
+      } finally {
+        holder.kill();
+        await holder.exited;
+      }
+      // The daemon itself holds it while it runs the checks: not "another update".
+      const own = acquireLock(path, "update");
+      try {
+        expect(probeLock(dir)).toMatchObject({ exists: true, pid: process.pid, alive: false });
+      } finally {
+        own.release();
+      }
       expect(parseLockPid("garbage")).toBeNull();
     } finally {
       rmSync(dir, { recursive: true, force: true });
