@@ -16,6 +16,8 @@ import { acquireLock, lockPath, LOCK_FILE } from "../state/lock.ts";
 import { MANIFEST_FILE } from "../state/manifest.ts";
 import { readManifestIfAny } from "../state/manifest-file.ts";
 import { removeAllNvwaDropins } from "../systemd/dropins.ts";
+import { LOCK_TABLE } from "../net/nft.ts";
+import { removeTcpLock } from "../net/tcp-lock.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 
 const PENDING = ["committed", "jumping", "restoring"];
@@ -83,6 +85,12 @@ export const command = defineCommand({
         const native = probeKexecFileLoad().kind === "available";
         unloadKernel(loader === "kexec_file_load" || (loader === undefined && native) ? "kexec_file_load" : "kexec_exe -c", kexecExe);
         removed.push("the kernel loaded for kexec");
+      }
+      // Left behind only if the daemon died in the middle of a boot-side restore.
+      try {
+        if (removeTcpLock()) removed.push(`the TCP lock (nftables table inet ${LOCK_TABLE})`);
+      } catch {
+        // no nf_tables in this kernel: there cannot be a lock either
       }
     } finally {
       lock?.release();

@@ -44,6 +44,7 @@ import { currentTree, readProc, sameProcess } from "./proc.ts";
 import { runRestore, targetLabel } from "./restore-run.ts";
 import { criuFailure, failureLines, runCriu } from "./runner.ts";
 import { signalAll, waitPidsFree, waitRunning } from "./signals.ts";
+import { tcpConnectionsOf } from "../net/tcp-conns.ts";
 
 export interface CheckpointOptions {
   /** A manifest the caller already wrote in phase "planned" (kernel loaded, ...); else one is made. */
@@ -204,10 +205,13 @@ async function dumpOne(p: PlannedTarget, plan: CheckpointPlan, opts: CheckpointO
   const processes = tree.processes.length > 0 ? tree.processes : p.processes;
   const bytes = imageBytes(p.imagesDir);
   const tcp = hasTcpStreams(p.imagesDir);
+  // Read now, while the tree is frozen and its sockets still exist: the boot-side restore holds
+  // these connections' packets back until their sockets are back.
+  const tcpTuples = tcp ? tcpConnectionsOf(processes) : [];
   const stats = parseDumpStats(run.stdout) ?? undefined;
   record((t) =>
     stampTarget(
-      { ...t, phase: "dumped", pids, processes, imageBytes: bytes, tcpConnections: tcp, ...(stats === undefined ? {} : { dumpStats: stats }) },
+      { ...t, phase: "dumped", pids, processes, imageBytes: bytes, tcpConnections: tcp, tcpTuples, ...(stats === undefined ? {} : { dumpStats: stats }) },
       "dump",
       "end",
     ),

@@ -15,6 +15,7 @@ import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
 import { rollbackCheckpoint } from "../criu/checkpoint.ts";
 import { isKexecLoaded, unloadKernel, type Loader } from "../kexec/index.ts";
 import { netSnapshotPath, restoreNetwork } from "../net/index.ts";
+import { installTcpLock, removeTcpLock } from "../net/tcp-lock.ts";
 import { restoreAll, restoreTarget } from "../restore/restore.ts";
 import { currentBootId, acquireLock, lockPath, type HeldLock } from "../state/lock.ts";
 import { errorRecord, withPhase, withTarget, type Manifest } from "../state/manifest.ts";
@@ -66,9 +67,13 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: RecoverDeps): 
   const { criuDir, criuExe } = config.server;
   const lock: HeldLock | null = deps.lockHeld ? null : acquireLock(lockPath(criuDir), "restore");
   restoreWindow.open = true;
+  let tcpLocked = false;
   try {
     const first = readManifest(criuDir);
     stamp(criuDir, "boot-restore", "start");
+    // Before the addresses come back: from then on a peer's packet for a socket not restored yet
+    // would be answered with a reset (net/tcp-lock.ts).
+    tcpLocked = lockPendingConnections(first, deps);
     const netFile = netSnapshotPath(criuDir);
     if (first.options.restoreNet && existsSync(netFile)) {
       try {
@@ -116,8 +121,34 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: RecoverDeps): 
     stamp(criuDir, "boot-restore", "end");
     return readManifest(criuDir);
   } finally {
+    if (tcpLocked) unlockConnections(deps);
     restoreWindow.open = false;
     lock?.release();
+  }
+}
+
+/** Installs the TCP lock for the connections of targets still to be restored; true if it is in place. */
+function lockPendingConnections(m: Manifest, deps: RecoverDeps): boolean {
+  const pending = m.targets.filter((t) => t.phase === "killed" || t.phase === "restoring");
+  const tuples = pending.flatMap((t) => t.tcpTuples ?? []);
+  if (tuples.length === 0) return false;
+  try {
+    installTcpLock(tuples);
+    deps.emit({ kind: "log", message: `holding back the packets of ${tuples.length} TCP connection(s) until their targets are restored` });
+    return true;
+  } catch (e) {
+    // The restore goes on: a connection at risk of a reset beats a process not restored.
+    deps.emit({ kind: "log", level: "error", message: `TCP connections not held back (a peer that sends before its target is restored gets a reset): ${toNvwaError(e).message}` });
+    return false;
+  }
+}
+
+function unlockConnections(deps: RecoverDeps): void {
+  try {
+    removeTcpLock();
+    deps.emit({ kind: "log", message: "TCP lock removed: restored connections flow again" });
+  } catch (e) {
+    deps.emit({ kind: "log", level: "error", message: `the TCP lock could not be removed (restored connections stay silent): ${toNvwaError(e).message}` });
   }
 }
 

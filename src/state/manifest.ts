@@ -140,6 +140,19 @@ export const Target = v.object({
   shellJob: v.boolean(),
   /** Its images hold established TCP connections (criu left them in repair mode, locked). */
   tcpConnections: v.optional(v.boolean(), false),
+  /** Those connections as 4-tuples, read while the tree was frozen: held back after the jump
+   *  (net/tcp-lock.ts) until the target is restored. */
+  tcpTuples: v.optional(
+    v.array(
+      v.object({
+        family: v.picklist(["inet", "inet6"]),
+        local: v.string(),
+        localPort: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
+        remote: v.string(),
+        remotePort: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
+      }),
+    ),
+  ),
   phase: v.picklist(TARGET_PHASES),
   timings: v.optional(Timings, {}),
   imageBytes: v.optional(Int),
