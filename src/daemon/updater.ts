@@ -176,7 +176,9 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
             const p = services.get(u);
             if (p !== undefined) writeDropin(systemdEtc, u, RESTORE_DROPIN, renderRestoreDropin(p, { updateId: manifest.updateId }));
           }
-          if (units.length > 0) await reload();
+          // No daemon-reload: this runs inside the freeze window, and the only systemd that needs
+          // these drop-ins is the next boot's, which reads them from disk (a reload costs seconds
+          // on a slow machine). A rollback after the commit reloads before it starts the units.
         },
         // The no-restart step's undo removes every nvwa drop-in of these units.
       },
@@ -188,6 +190,8 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
         },
         // Past the commit the trees are gone; giving them back means restoring them here.
         undo: async () => {
+          // The restore drop-ins were written without a reload (restore-dropins step).
+          if (units.length > 0) await reload();
           await restoreOnThisBoot(config, { emit, mgr, lockHeld: true });
         },
       },
