@@ -1,10 +1,11 @@
 #!/bin/bash
-# build-image.sh [x86_64] — build (or reuse) the Debian bookworm guest image for nvwa's QEMU tests.
+# build-image.sh [x86_64|arm64] — build (or reuse) the Debian bookworm guest image for nvwa's QEMU tests.
 #
 # Prints the cache directory on stdout (everything else goes to stderr):
 #   <cache>/rootfs.img                 raw ext4 image of the root (/dev/vda); never written by runs
 #   <cache>/vmlinuz-<ver>, initrd.img-<ver>   copies for QEMU direct boot (-kernel/-initrd)
 #   <cache>/kernels.env                KVER_OLD=<6.1 ...> KVER_NEW=<6.12 ...>
+#   <cache>/arch                       x86_64 or arm64: run-guest.sh picks QEMU, machine and console by it
 #   <cache>/packages.txt, build.log, build-info.txt
 # The cache directory is /var/cache/nvwa-guest/<arch>-<hash of the recipe>, the recipe being this script
 # plus everything under image/. An unchanged recipe reuses the cached image in well under a second; a
@@ -14,6 +15,13 @@
 # for the package scripts), image/customize.sh adds the kernels and our configuration, and
 # `mkfs.ext4 -d` turns the tree into an image without mounting anything.
 #
+# arm64 (`build-image.sh arm64`, alias aarch64): the same recipe for Debian's arm64 port, built on this
+# x86_64 host by running the arm64 package scripts under qemu-user-static through binfmt_misc (which
+# this script mounts and registers when missing; 10-12 min on two shared cores instead of 1-2). Its
+# .debs are cached apart, in <cache>/debs-arm64. No Redis; strace added. Its kernels are Debian's
+# cloud-arm64 6.1 and 6.12: raw arm64 Images built without CONFIG_KEXEC_FILE, so the guest exercises
+# nvwa's `kexec -c` fallback (scenarios/arm64).
+#
 # Environment: NVWA_GUEST_CACHE (default /var/cache/nvwa-guest), NVWA_GUEST_MIRROR and
 # NVWA_GUEST_SECURITY_MIRROR (default: the host's Debian mirrors from /etc/apt, else deb.debian.org),
 # NVWA_GUEST_REBUILD=1 to ignore the cache.
@@ -22,9 +30,28 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 arch=${1:-x86_64}
-[[ $arch == x86_64 ]] || die "only x86_64 is supported for now (got '$arch')"
+case $arch in
+x86_64 | amd64) arch=x86_64 debarch=amd64 debs=debs ;;
+arm64 | aarch64) arch=arm64 debarch=arm64 debs=debs-arm64 ;;
+*) die "unsupported architecture '$arch' (x86_64 or arm64)" ;;
+esac
 ((EUID == 0)) || die "must run as root (mmdebstrap root mode, chroot)"
 need_cmds mmdebstrap mkfs.ext4 sha256sum flock
+
+# A foreign architecture's package scripts run in the chroot through binfmt_misc + qemu-user-static.
+# The F flag of Debian's registration (/usr/lib/binfmt.d) opens the emulator now, so it works inside
+# the chroot without a copy there. Nothing to do when the host already has it registered.
+ensure_binfmt() { # ensure_binfmt QEMU_NAME (e.g. aarch64)
+	local reg=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-$1.conf
+	[[ -r $conf ]] || die "$conf missing: run $NVWA_GUEST_DIR/setup-host.sh (qemu-user-static)"
+	[[ -e $reg/register ]] || mount -t binfmt_misc binfmt_misc "$reg" ||
+		die "cannot mount binfmt_misc on $reg (needed to run $1 package scripts)"
+	if [[ ! -e $reg/qemu-$1 ]]; then
+		grep -v '^#' "$conf" >"$reg/register" || die "registering $conf with binfmt_misc failed"
+		log "registered qemu-$1 with binfmt_misc"
+	fi
+	[[ $(head -1 "$reg/qemu-$1") == enabled ]] || die "binfmt_misc handler qemu-$1 is disabled"
+}
 
 # --- Which recipe: the hash covers this script and image/ (paths, modes, contents). ----------------
 recipe_hash() {
@@ -46,15 +73,19 @@ if [[ -e $dest/.complete && ${NVWA_GUEST_REBUILD:-0} != 1 ]]; then
 	exit 0
 fi
 
-mkdir -p "$NVWA_GUEST_CACHE/debs"
-# One build at a time (parallel scenario runs would otherwise build the same image twice).
-exec 9>"$NVWA_GUEST_CACHE/.build.lock"
+mkdir -p "$NVWA_GUEST_CACHE/$debs"
+# One build per architecture at a time (parallel scenario runs would otherwise build the same image
+# twice); a slow arm64 build does not hold up an x86_64 one.
+lock=.build.lock
+[[ $arch == x86_64 ]] || lock=.build-$arch.lock
+exec 9>"$NVWA_GUEST_CACHE/$lock"
 flock 9
 if [[ -e $dest/.complete && ${NVWA_GUEST_REBUILD:-0} != 1 ]]; then
 	log "cached (built meanwhile): $dest"
 	echo "$dest"
 	exit 0
 fi
+[[ $arch == x86_64 ]] || ensure_binfmt aarch64 # only for a build: a cached image needs no emulator
 
 # --- Mirrors: the host's own Debian mirror if it has one (CI machines may only reach that one). ----
 host_uri() { # host_uri SUFFIX: first URI in the host's apt sources whose path ends in SUFFIX
@@ -92,6 +123,11 @@ include=(
 	criu redis-server python3
 	rpm
 )
+# arm64: one scenario (a counter, no Redis: every package costs build time under qemu-user), and
+# strace, which shows by name the syscalls nvwa's arm64 build makes (its syscall-number table).
+if [[ $arch != x86_64 ]]; then
+	mapfile -t include < <(printf '%s\n' "${include[@]}" strace | grep -vx redis-server)
+fi
 
 work=$(mktemp -d "$NVWA_GUEST_CACHE/.build-$key.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -112,7 +148,7 @@ log "building $key from $mirror (log: $buildlog)"
 #   --skip=essential/unlink + sync-in/sync-out   keep downloaded .debs in <cache>/debs for rebuilds
 # shellcheck disable=SC2016 # "$1" in the hooks is expanded by mmdebstrap's hook shell, not here
 mm=(
-	mmdebstrap --mode=root --variant=apt --architectures=amd64
+	mmdebstrap --mode=root --variant=apt --architectures="$debarch"
 	--aptopt='APT::Install-Recommends "false"'
 	--aptopt='Acquire::Languages "none"'
 	--dpkgopt='force-unsafe-io'
@@ -121,9 +157,9 @@ mm=(
 	--include="$(IFS=,; echo "${include[*]}")"
 	--skip=essential/unlink
 	--setup-hook='mkdir -p "$1/var/cache/apt/archives"'
-	--setup-hook="sync-in $NVWA_GUEST_CACHE/debs /var/cache/apt/archives"
+	--setup-hook="sync-in $NVWA_GUEST_CACHE/$debs /var/cache/apt/archives"
 	--customize-hook="$NVWA_GUEST_DIR/image/customize.sh"
-	--customize-hook="sync-out /var/cache/apt/archives $NVWA_GUEST_CACHE/debs"
+	--customize-hook="sync-out /var/cache/apt/archives $NVWA_GUEST_CACHE/$debs"
 	--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata
 	bookworm "$tree" "${sources[@]}"
 )
@@ -145,6 +181,7 @@ for v in "$KVER_OLD" "$KVER_NEW"; do
 	cp -L "$tree/boot/initrd.img-$v" "$out/"
 done
 cp "$tree/etc/nvwa-guest/kernels.env" "$out/"
+echo "$arch" >"$out/arch"
 dpkg-query --admindir="$tree/var/lib/dpkg" -W -f='${Package} ${Version}\n' >"$out/packages.txt"
 
 # The image: the tree plus room for what scenarios write (criu images of Redis & co., journals).
@@ -170,6 +207,8 @@ t_mkfs=$(now_us)
 	echo "seconds_mmdebstrap=$(fmt_us $((t_mm - start))) seconds_mkfs=$(fmt_us $((t_mkfs - t_mm)))"
 	for v in "$KVER_OLD" "$KVER_NEW"; do
 		echo "initrd.img-$v bytes=$(stat -c %s "$out/initrd.img-$v")"
+		# What the package really ships (arm64: raw Image, gzip or EFI zboot decides nvwa's unwrap).
+		! command -v file >/dev/null || echo "vmlinuz-$v: $(file -b "$out/vmlinuz-$v")"
 	done
 } >"$out/build-info.txt"
 touch "$out/.complete"

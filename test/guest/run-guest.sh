@@ -3,7 +3,7 @@
 #
 #   run-guest.sh --image DIR [--payload DIR] [--kernel old|new|VERSION] [--timeout SEC]
 #                [--out DIR] [--serial FILE] [--append "ARGS"] [--mem SIZE] [--smp N] [--cpu MODEL]
-#                [--keep-disk]
+#                [--keep-disk] [--hostfwd HOSTPORT:GUESTPORT] [--allow-reboot]
 #
 #   --image DIR     a cache directory printed by build-image.sh (default: run build-image.sh)
 #   --payload DIR   (alias --inject) a tree that becomes the second disk, LABEL=NVWAPAYLOAD, mounted on
@@ -18,8 +18,17 @@
 #                     qemu.stderr, qemu.cmdline; payload.img and root.qcow2 only with --keep-disk
 #   --serial FILE   also copy the stamped serial log to FILE
 #   --append ARGS   extra kernel command line (kept across kexec by `--reuse-cmdline`/nvwa)
-#   --cpu MODEL     QEMU -cpu (default max,-erms; env NVWA_GUEST_CPU); NVWA_GUEST_QEMU and
-#                   NVWA_GUEST_QEMU_ARGS replace the QEMU binary / add arguments (e.g. -L DIR)
+#   --hostfwd H:G   give the guest a NIC (eth0, virtio) on QEMU's user-mode network with restrict=on:
+#                   nothing in the guest can reach the host or beyond, and the only way in is the
+#                   host's 127.0.0.1:H forwarded to the guest's port G. A peer on the host reached this
+#                   way lives in QEMU, so its connection survives the guest's kernel jumps. The guest
+#                   configures the address itself (10.0.2.15/24, gateway 10.0.2.2); without this
+#                   option the guest has no NIC at all (-nic none).
+#   --allow-reboot  a firmware reboot boots -kernel (the old kernel) again instead of ending QEMU:
+#                   for the benchmark's cold path only; scenarios keep -no-reboot (see below)
+#   --cpu MODEL     QEMU -cpu (default max,-erms; arm64 images: max,pauth-impdef=on; env NVWA_GUEST_CPU);
+#                   NVWA_GUEST_QEMU and NVWA_GUEST_QEMU_ARGS replace the QEMU binary (default by the
+#                   image's arch: qemu-system-x86_64 or qemu-system-aarch64) / add arguments (e.g. -L DIR)
 #
 # Exit status: the scenario's (results/status, 0 = passed), 124 on timeout, 125 on harness errors,
 # 1 when the guest stopped without a verdict (e.g. panic, or a reboot instead of a kexec).
@@ -34,8 +43,8 @@ set -euo pipefail
 # Harness errors exit 125 (the scenario's own statuses are 0..123, timeouts 124).
 trap 'echo "${0##*/}: line $LINENO: command failed (status $?): $BASH_COMMAND" >&2; exit 125' ERR
 
-image='' payload='' kernel=old timeout=600 out='' serial_copy='' append='' mem=2G smp=2 keep_disk=0
-cpu=${NVWA_GUEST_CPU:-max,-erms}
+image='' payload='' kernel=old timeout=600 out='' serial_copy='' append='' mem=2G smp=2 keep_disk=0 hostfwd='' no_reboot=(-no-reboot)
+cpu=${NVWA_GUEST_CPU:-} # default per architecture, below
 while (($#)); do
 	case $1 in
 	--image) image=$2; shift ;;
@@ -49,17 +58,30 @@ while (($#)); do
 	--smp) smp=$2; shift ;;
 	--cpu) cpu=$2; shift ;;
 	--keep-disk) keep_disk=1 ;;
+	--hostfwd) hostfwd=$2; shift ;;
+	--allow-reboot) no_reboot=() ;;
 	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	*) echo "run-guest.sh: unknown argument '$1' (see --help)" >&2; exit 125 ;;
 	esac
 	shift
 done
 
-need_cmds qemu-system-x86_64 qemu-img mkfs.ext4 debugfs e2fsck timeout
+need_cmds qemu-img mkfs.ext4 debugfs e2fsck timeout
 [[ -n $image ]] || image=$("$NVWA_GUEST_DIR/build-image.sh")
 [[ -e $image/.complete ]] || { echo "run-guest.sh: $image is not a complete image (build-image.sh)" >&2; exit 125; }
 # shellcheck source=/dev/null
 . "$image/kernels.env"
+# The image's architecture (build-image.sh writes <image>/arch; images without it are x86_64) picks
+# the QEMU binary, machine, default CPU, console and the kernel parameters only one arch has.
+guest_arch=x86_64
+[[ ! -f $image/arch ]] || guest_arch=$(<"$image/arch")
+case $guest_arch in
+x86_64) qemu_default=qemu-system-x86_64 machine=() cpu_default=max,-erms console=ttyS0 arch_append=' clearcpuid=cx16' ;;
+arm64) qemu_default=qemu-system-aarch64 machine=(-M "virt,gic-version=2") cpu_default=max,pauth-impdef=on console=ttyAMA0 arch_append='' ;;
+*) echo "run-guest.sh: $image/arch says '$guest_arch' (x86_64 or arm64)" >&2; exit 125 ;;
+esac
+cpu=${cpu:-$cpu_default}
+need_cmds "${NVWA_GUEST_QEMU:-$qemu_default}"
 case $kernel in
 old) kernel=$KVER_OLD ;;
 new) kernel=$KVER_NEW ;;
@@ -88,31 +110,46 @@ if [[ -n $payload ]]; then
 		-d "$payload" "$out/payload.img" "${size_mib}M"
 	drives+=(-drive "file=$(qarg "$out/payload.img"),format=raw,if=virtio,cache=unsafe")
 fi
+nic=(-nic none)
+if [[ -n $hostfwd ]]; then
+	[[ $hostfwd =~ ^[0-9]+:[0-9]+$ ]] || { echo "run-guest.sh: --hostfwd wants HOSTPORT:GUESTPORT, got '$hostfwd'" >&2; exit 125; }
+	nic=(-nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:${hostfwd%%:*}-:${hostfwd#*:}")
+fi
 t_boot=$(now_us)
 
 # Why these options:
 #   -accel tcg          KVM is not usable on these machines (see DESIGN.md §5)
 #   -cpu max,-erms      without ERMS the kexec'd kernel clears pages without `rep stosb`, which TCG
 #                       emulates slowly: post-kexec boots go from 3-5x to ~1.5x a cold boot
-#   -nodefaults -display none -nic none   no VGA, no NIC, nothing but what we add
+#   -nodefaults -display none -nic none   no VGA, no NIC, nothing but what we add (--hostfwd: one
+#                       restricted user-mode NIC, see above)
 #   -no-reboot          a firmware reboot (e.g. systemd falling back from a kexec with nothing
 #                       loaded) ends QEMU instead of silently booting -kernel again
 #   -kernel/-initrd     direct boot: no boot loader in the image; kexec goes /boot -> /boot
 #   panic=-1            a panic reboots at once, which -no-reboot turns into a QEMU exit
 #   fsck.mode=skip      every run starts from the same clean image
+#   net.ifnames=0       the NIC stays eth0 on every boot: nvwa's restore_net matches links by name,
+#                       and a udev rename racing the early restore would only add noise to the test
 #   clearcpuid=cx16     the kernels must not use CMPXCHG16B: under TCG (QEMU 7.2 and 10.0 alike) it
 #                       leaves garbage in EFLAGS now and then, and the 6.12 kernel's SLUB fast path
 #                       (cmpxchg16b %gs:..; jne) then dies in kmem_cache_alloc with a double fault or a
 #                       stray #DB within seconds of boot. Hiding CX16 from the CPU (-cpu max,-cx16)
 #                       fixes the kernel too but breaks user space that needs x86-64-v2 (bun-compiled
 #                       binaries such as nvwa die with SIGILL); clearcpuid only changes the kernel's view.
-qemu_bin=${NVWA_GUEST_QEMU:-qemu-system-x86_64}
+# arm64 (image/arch = arm64), instead:
+#   -M virt,gic-version=2   QEMU's generic board, described to the kernel by a device tree (direct boot,
+#                       no firmware: kexec-tools hands the next kernel /sys/firmware/fdt); GICv2 + v2m
+#                       MSIs: GICv3's LPI tables could not be handed over a kexec without EFI.
+#   -cpu max,pauth-impdef=on  every feature TCG has; pointer authentication with QEMU's cheap
+#                       implementation-defined hash instead of QARMA, which TCG computes slowly
+#   console=ttyAMA0     the board's PL011 UART; no clearcpuid (an x86 parameter)
+qemu_bin=${NVWA_GUEST_QEMU:-$qemu_default}
 read -r -a qemu_data <<<"${NVWA_GUEST_QEMU_ARGS:-}"
 qemu=(
-	"$qemu_bin" "${qemu_data[@]}" -accel tcg -cpu "$cpu" -m "$mem" -smp "$smp"
-	-nodefaults -display none -nic none -no-reboot
+	"$qemu_bin" "${qemu_data[@]}" "${machine[@]}" -accel tcg -cpu "$cpu" -m "$mem" -smp "$smp"
+	-nodefaults -display none "${nic[@]}" "${no_reboot[@]}"
 	-kernel "$image/vmlinuz-$kernel" -initrd "$image/initrd.img-$kernel"
-	-append "console=ttyS0 root=/dev/vda rw fsck.mode=skip panic=-1 clearcpuid=cx16${append:+ $append}"
+	-append "console=$console root=/dev/vda rw fsck.mode=skip net.ifnames=0 panic=-1$arch_append${append:+ $append}"
 	"${drives[@]}"
 	-chardev "stdio,id=console,signal=off" -serial chardev:console
 )

@@ -2,7 +2,8 @@
 # run-scenario.sh — run one guest scenario end to end: image (cached), payload, boot(s), host check.
 #
 #   run-scenario.sh NAME|DIR [--add SRC:DEST]... [--add-dir SRC:DEST]... [--kernel K]
-#                   [--timeout SEC] [--out DIR] [--image DIR] [--keep-disk]
+#                   [--timeout SEC] [--out DIR] [--image DIR] [--keep-disk] [--hostfwd H:G]
+#                   [--mem SIZE] [--allow-reboot]
 #
 #   NAME            a directory under test/guest/scenarios/ (or a path to one), holding:
 #                     run.sh         guest side, run at every boot with the boot number (required)
@@ -15,7 +16,8 @@
 #                   --add dist/nvwa-linux-x64:/usr/bin/nvwa --add my.yaml:/etc/nvwa/nvwa.yaml
 #   --add-dir SRC:DEST  the same for the host directory SRC and everything in it, e.g. the signed
 #                   RPM repo: --add-dir dist/guest-repo:/mnt (as if the repo's ISO were mounted there)
-#   --kernel, --timeout override scenario.conf; --out, --image, --keep-disk go to run-guest.sh
+#   --kernel, --timeout override scenario.conf; --out, --image, --keep-disk, --hostfwd, --mem,
+#                   --allow-reboot go to run-guest.sh
 #
 # Exit status: 0 when the guest passed and check.sh agreed; otherwise the guest's status (see
 # run-guest.sh) or check.sh's. The run directory (printed) keeps serial.log, results/, timings.txt.
@@ -45,6 +47,8 @@ while (($#)); do
 	--image) image=$2; shift ;;
 	--out) out=$2; shift ;;
 	--keep-disk) guest_args+=(--keep-disk) keep=1 ;;
+	--hostfwd | --mem) guest_args+=("$1" "$2"); shift ;;
+	--allow-reboot) guest_args+=("$1") ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 	shift

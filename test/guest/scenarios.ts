@@ -5,7 +5,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { packageAll } from "../../build/package.ts";
-import { archPlan, rpmFileName, rpmVersionOf, specSources } from "../../build/rpm-plan.ts";
+import { archPlan, rpmFileName, rpmVersionOf, specSources, type ArchPlan } from "../../build/rpm-plan.ts";
+import { freePort, type PeerResult, runTcpPeer } from "./tcp-peer.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
 const GUEST = join(ROOT, "test/guest");
@@ -18,6 +19,16 @@ export const GUEST_REPO = join(ROOT, "dist/guest-repo");
 /** Where the guest finds the repo (NVWA_REPO in workloads/common.sh): the README mounts its ISO there. */
 const GUEST_REPO_DEST = "/mnt";
 const GUEST_ARCH = archPlan("x64");
+/** The signed aarch64 repo the arm64 guest (build-image.sh arm64) installs nvwa from. */
+export const GUEST_REPO_ARM64 = join(ROOT, "dist/guest-repo-arm64");
+
+/** The guest's architecture: the x86_64 image (the default everywhere) or the arm64 one. */
+export type GuestArch = "x64" | "arm64";
+/** Per guest architecture: the RPM's arch, its signed repo, and build-image.sh's argument. */
+const GUESTS: Record<GuestArch, { plan: ArchPlan; repo: string; image: string }> = {
+  x64: { plan: GUEST_ARCH, repo: GUEST_REPO, image: "x86_64" },
+  arm64: { plan: archPlan("arm64"), repo: GUEST_REPO_ARM64, image: "arm64" },
+};
 
 export interface ScenarioRun {
   status: number;
@@ -27,6 +38,8 @@ export interface ScenarioRun {
   kernels: { old: string; new: string };
   /** `nvwa status --json` from inside the guest, when the scenario saved it. */
   nvwaStatus: unknown;
+  /** The host-side TCP peer's exchanges, for scenarios whose scenario.conf asks for one. */
+  tcpPeer?: PeerResult;
 }
 
 /**
@@ -42,22 +55,22 @@ export function payloadFiles(): [string, string][] {
   return adds;
 }
 
-/** Directories the guest gets: the signed RPM repo. */
-export function payloadDirs(): [string, string][] {
-  return [[GUEST_REPO, GUEST_REPO_DEST]];
+/** Directories the guest gets: the signed RPM repo (of the guest's architecture). */
+export function payloadDirs(arch: GuestArch = "x64"): [string, string][] {
+  return [[GUESTS[arch].repo, GUEST_REPO_DEST]];
 }
 
-async function guestRpmPath(): Promise<string> {
+async function guestRpmPath(arch: GuestArch): Promise<string> {
   const { version } = (await Bun.file(join(ROOT, "package.json")).json()) as { version: string };
-  return join(GUEST_REPO, "Packages", rpmFileName(rpmVersionOf(version), "1", GUEST_ARCH.rpmArch));
+  return join(GUESTS[arch].repo, "Packages", rpmFileName(rpmVersionOf(version), "1", GUESTS[arch].plan.rpmArch));
 }
 
 /** The repo's RPM is at least as new as everything rpmbuild put in it (its Source files and the spec). */
-async function guestRepoFresh(): Promise<boolean> {
-  const rpm = await guestRpmPath();
-  if (!existsSync(rpm) || !existsSync(join(GUEST_REPO, "RPM-GPG-KEY-nvwa"))) return false;
+async function guestRepoFresh(arch: GuestArch): Promise<boolean> {
+  const rpm = await guestRpmPath(arch);
+  if (!existsSync(rpm) || !existsSync(join(GUESTS[arch].repo, "RPM-GPG-KEY-nvwa"))) return false;
   const built = statSync(rpm).mtimeMs;
-  const otherBinaries = new Set(specSources().filter((s) => s.name.startsWith("nvwa-linux-") && s.name !== GUEST_ARCH.binary).map((s) => s.from));
+  const otherBinaries = new Set(specSources().filter((s) => s.name.startsWith("nvwa-linux-") && s.name !== GUESTS[arch].plan.binary).map((s) => s.from));
   const inputs = [...specSources().map((s) => s.from).filter((f) => !otherBinaries.has(f)), "rpm/nvwa.spec", "package.json"];
   return inputs.every((f) => existsSync(join(ROOT, f)) && statSync(join(ROOT, f)).mtimeMs <= built);
 }
@@ -66,11 +79,12 @@ async function guestRepoFresh(): Promise<boolean> {
  * Builds the guest's repo (`bun build/package.ts --arch x64 --out dist/guest-repo`, signed with a
  * throw-away key unless NVWA_GPG_KEY_ID names one) unless it is newer than all its inputs.
  * Returns the seconds the build took, 0 when the repo was fresh. Throws package.* NvwaErrors
- * (missing executable, rpmbuild/rpmsign/createrepo_c failures).
+ * (missing executable, rpmbuild/rpmsign/createrepo_c failures). `arch` "arm64": the aarch64 repo
+ * in dist/guest-repo-arm64 (`--arch arm64`) for the arm64 guest.
  */
-export async function ensureGuestRepo(): Promise<number> {
-  if (await guestRepoFresh()) return 0;
-  const r = await packageAll({ arches: [GUEST_ARCH.bunArch], out: GUEST_REPO });
+export async function ensureGuestRepo(arch: GuestArch = "x64"): Promise<number> {
+  if (await guestRepoFresh(arch)) return 0;
+  const r = await packageAll({ arches: [GUESTS[arch].plan.bunArch], out: GUESTS[arch].repo });
   const s = r.seconds;
   const f = (x: number): string => x.toFixed(1);
   process.stderr.write(`guest repo ${r.out}: built in ${f(s.total)} s (rpmbuild ${f(s.rpmbuild)} s, sign+verify ${f(s.sign)} s, repo ${f(s.repo)} s)\n`);
@@ -92,27 +106,69 @@ function tail(path: string, lines: number): string {
   return readFileSync(path, "utf8").split("\n").slice(-lines).join("\n");
 }
 
-export async function runScenario(name: string): Promise<ScenarioRun> {
-  if (!existsSync(join(ROOT, "dist/nvwa-linux-x64"))) throw new Error("dist/nvwa-linux-x64 is missing: run `bun run build` first");
-  await ensureGuestRepo();
+/**
+ * A scenario's scenario.conf may ask for a TCP peer on the host (tcp-peer.ts):
+ * TCP_PEER_PORT=<guest port>, TCP_PEER_REQUEST=<one request line>, TCP_PEER_ROUNDS=<boots>,
+ * TCP_PEER_MARK=<serial marker asking for an exchange>.
+ */
+function peerPlan(name: string): { guestPort: number; request: string; rounds: number; mark: string } | undefined {
+  const conf = readEnv(join(GUEST, "scenarios", name, "scenario.conf"));
+  if (conf.TCP_PEER_PORT === undefined) return undefined;
+  const unquote = (v: string | undefined): string => (v ?? "").replace(/^"(.*)"$/, "$1");
+  return {
+    guestPort: Number(conf.TCP_PEER_PORT),
+    request: unquote(conf.TCP_PEER_REQUEST),
+    rounds: Number(conf.TCP_PEER_ROUNDS ?? "1"),
+    mark: unquote(conf.TCP_PEER_MARK) || "tcp-peer-go",
+  };
+}
+
+export interface ScenarioOptions {
+  /** More files for the guest (host path, guest path), beside payloadFiles(). */
+  adds?: [string, string][];
+  /** More run-scenario.sh arguments, e.g. ["--mem", "3G", "--allow-reboot"]. */
+  args?: string[];
+  /** The guest's architecture (default x64): "arm64" boots build-image.sh arm64's image with the aarch64 repo. */
+  arch?: GuestArch;
+}
+
+export async function runScenario(name: string, opts: ScenarioOptions = {}): Promise<ScenarioRun> {
+  const arch = opts.arch ?? "x64";
+  const binary = `dist/${GUESTS[arch].plan.binary}`;
+  if (!existsSync(join(ROOT, binary))) throw new Error(`${binary} is missing: run \`bun run build\` first`);
+  await ensureGuestRepo(arch);
   // The image is built once and cached by its recipe's hash; its kernels.env names both kernels.
-  const build = Bun.spawn(["bash", join(GUEST, "build-image.sh")], { cwd: ROOT, stdout: "pipe", stderr: "inherit" });
+  const build = Bun.spawn(["bash", join(GUEST, "build-image.sh"), GUESTS[arch].image], { cwd: ROOT, stdout: "pipe", stderr: "inherit" });
   const image = (await new Response(build.stdout).text()).trim();
   if ((await build.exited) !== 0 || image === "") throw new Error("building the guest image failed (see the lines above)");
   const kernels = readEnv(join(image, "kernels.env"));
   const out = mkdtempSync(`/tmp/nvwa-guest-${name}-`);
   const args = ["bash", join(GUEST, "run-scenario.sh"), name, "--image", image, "--out", out];
-  for (const [src, dest] of payloadFiles()) args.push("--add", `${src}:${dest}`);
-  for (const [src, dest] of payloadDirs()) args.push("--add-dir", `${src}:${dest}`);
+  for (const [src, dest] of [...payloadFiles(), ...(opts.adds ?? [])]) args.push("--add", `${src}:${dest}`);
+  args.push(...(opts.args ?? []));
+  for (const [src, dest] of payloadDirs(arch)) args.push("--add-dir", `${src}:${dest}`);
+  const peer = peerPlan(name);
+  const hostPort = peer === undefined ? 0 : await freePort();
+  if (peer !== undefined) args.push("--hostfwd", `${hostPort}:${peer.guestPort}`);
   const proc = Bun.spawn(args, { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
+  const peerRun =
+    peer === undefined ? undefined : runTcpPeer({ serialLog: join(out, "serial.log"), hostPort, mark: peer.mark, rounds: peer.rounds, request: peer.request, guestDone: proc.exited });
   const status = await proc.exited;
+  const tcpPeer = await peerRun;
   let nvwaStatus: unknown = null;
   try {
     nvwaStatus = JSON.parse(readFileSync(join(out, "results/status.json"), "utf8"));
   } catch {
     // the scenario did not get that far; the failure report below says why
   }
-  return { status, out, results: readEnv(join(out, "results/result.env")), kernels: { old: kernels.KVER_OLD ?? "", new: kernels.KVER_NEW ?? "" }, nvwaStatus };
+  return {
+    status,
+    out,
+    results: readEnv(join(out, "results/result.env")),
+    kernels: { old: kernels.KVER_OLD ?? "", new: kernels.KVER_NEW ?? "" },
+    nvwaStatus,
+    ...(tcpPeer === undefined ? {} : { tcpPeer }),
+  };
 }
 
 /** For a failed scenario: what the CI log must show to explain it without the machine. */
@@ -120,6 +176,7 @@ export function failureReport(r: ScenarioRun): string {
   const res = join(r.out, "results");
   return [
     `guest scenario failed with status ${r.status}; files in ${r.out}`,
+    ...(r.tcpPeer === undefined ? [] : [`--- host TCP peer: ${JSON.stringify(r.tcpPeer)}`]),
     "--- failures.txt", tail(join(res, "failures.txt"), 20),
     "--- run.log (tail)", tail(join(res, "run.log"), 40),
     "--- update.txt", tail(join(res, "update.txt"), 40),

@@ -14,7 +14,7 @@
 # arm64 guests (not built yet) would add qemu-system-arm and qemu-user-static.
 set -euo pipefail
 
-packages=(mmdebstrap e2fsprogs qemu-system-x86 qemu-utils debian-archive-keyring mount)
+packages=(mmdebstrap e2fsprogs qemu-system-x86 qemu-system-arm qemu-user-static qemu-utils debian-archive-keyring mount)
 
 missing=()
 for p in "${packages[@]}"; do

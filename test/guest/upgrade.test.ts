@@ -27,7 +27,7 @@ interface StatusJson {
 }
 
 describe("guest", () => {
-  test("upgrade: 6.1 → 6.12 with a counter and Redis kept alive, and the network carried over", async () => {
+  test("upgrade: 6.1 → 6.12 with a counter and Redis kept alive, a host peer's TCP connection to Redis intact, and the network carried over", async () => {
     const r = await runScenario("upgrade");
     passed(r);
     expect(r.results.kernel_before).toBe(r.kernels.old);
@@ -38,11 +38,22 @@ describe("guest", () => {
     const s = r.nvwaStatus as StatusJson;
     expect(s.kernelFrom).toBe(r.kernels.old);
     expect(s.kernelTo).toBe(r.kernels.new);
-    expect(s.targets).toHaveLength(2);
+    expect(s.targets).toHaveLength(3); // the counter, the loopback TCP client, Redis
     for (const t of s.targets) {
       expect(t.phase).toBe("restored");
       expect(t.downtimeMs).toBeGreaterThan(0);
     }
+    // The host-side peer: one connection, a reply before the jump and one after, in order.
+    const p = r.tcpPeer;
+    expect(p?.error).toBeUndefined();
+    expect(p?.exchanges.map((e) => [e.boot, e.reply])).toEqual([
+      [1, ":1"],
+      [2, ":2"],
+    ]);
+    expect(new Set(p?.exchanges.map((e) => e.localPort)).size).toBe(1);
+    expect(r.results.tcp_peer_after).toBe(r.results.tcp_peer_before);
+    expect(r.results.tcp_loopback).toStartWith("INCR -> 2 ");
+    expect(r.results.tcp_lock).toBe("holding back the packets of 3 TCP connection");
     process.stdout.write(`upgrade downtimes: ${s.targets.map((t) => `${t.name} ${t.downtimeMs} ms`).join(", ")}\n`);
   }, 1_800_000);
 

@@ -7,6 +7,9 @@ set -euo pipefail
 root=$1
 here=$(dirname "$(readlink -f "$0")")
 in_guest() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
+# amd64 or arm64 (build-image.sh x86_64|arm64); on arm64 every command in the chroot runs under
+# qemu-user-static (binfmt_misc).
+debarch=$(in_guest dpkg --print-architecture)
 
 # 1. Our files first: the initramfs-tools config (MODULES=list) must be in place before a kernel's
 #    postinst builds its initrd, or every initrd is built twice, the first time with MODULES=most.
@@ -16,11 +19,11 @@ tar -C "$here/rootfs" --owner=0 --group=0 -cf - . | tar -C "$root" -xf - --no-ov
 # 2. Two kernels with different `uname -r`, the cloud flavour (virtio, no hardware drivers: small).
 #    6.1 from bookworm(-security); then the same metapackage from bookworm-backports pulls in 6.12.
 #    Upgrading the metapackage leaves the 6.1 image package installed; mark it manual so that nothing
-#    autoremoves it.
-in_guest apt-get install -y -q linux-image-cloud-amd64
-in_guest apt-get install -y -q -t bookworm-backports linux-image-cloud-amd64
+#    autoremoves it. arm64: the same pair of cloud-arm64 kernels (raw arm64 Images, no kexec_file_load).
+in_guest apt-get install -y -q "linux-image-cloud-$debarch"
+in_guest apt-get install -y -q -t bookworm-backports "linux-image-cloud-$debarch"
 # shellcheck disable=SC2016 # expanded by the guest's sh
-in_guest sh -c 'apt-mark manual $(dpkg-query -W -f="\${Package}\n" "linux-image-*-cloud-amd64")' >/dev/null
+in_guest sh -c 'apt-mark manual $(dpkg-query -W -f="\${Package}\n" "linux-image-*-cloud-$1")' sh "$debarch" >/dev/null
 
 mapfile -t versions < <(for f in "$root"/boot/vmlinuz-*; do echo "${f##*/vmlinuz-}"; done | sort -V)
 if ((${#versions[@]} != 2)); then

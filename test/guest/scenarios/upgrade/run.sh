@@ -3,20 +3,35 @@
 # as a Type=notify service with 100 000 keys; `nvwa update <new kernel>`. Boot 2 (new kernel): every
 # target is back, in the state it had.
 #
-# No TCP connection is carried here: both ends would be on this machine, and criu keeps a restored
-# socket safe from resets only with the netfilter lock it set at dump time, which the jump erases,
-# so the first end restored is reset by the second end's absent port. A peer that survives the
-# jump (off the machine) is the real case; see the closing note of the guest issue.
+# TCP, two connections to Redis: one from a peer on the host (tcp-peer.ts via QEMU's restricted
+# user-mode network, see scenario.conf), which outlives the jump as a client machine would and sends
+# one INCR per boot on the same socket; and one over loopback from the tcp client, itself a target,
+# so both of its ends are restored. nvwa holds both connections' packets back after the jump until
+# every target is back (criu's dump-time lock dies with the old kernel).
 set -euo pipefail
 . "$NVWA_GUEST_LIB"
 . /usr/local/lib/nvwa-test/common.sh
 boot=$1
 
+# The host peer's INCR counter in Redis (guest_wait re-runs this until it holds).
+host_exchanges_are() { [[ $(redis-cli GET host_exchanges) == "$1" ]]; }
+
 case $boot in
 1)
 	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot 1 runs $(uname -r), expected $KVER_OLD"
 	guest_result kernel_before "$(uname -r)"
+	# The NIC of the host-side peer. Nothing on this machine configures it at boot: after the jump
+	# only nvwa's restore_net brings the address and the default route back.
+	guest_wait 60 test -e /sys/class/net/eth0 || guest_fail "no eth0 (run-guest.sh --hostfwd): $(ls /sys/class/net)"
+	ip addr add 10.0.2.15/24 dev eth0
+	ip link set eth0 up
+	ip route add default via 10.0.2.2 dev eth0
 	start_workloads
+	guest_mark tcp-peer-go
+	guest_wait 120 host_exchanges_are 1 || guest_fail "the host peer's INCR did not arrive (host_exchanges=$(redis-cli GET host_exchanges))"
+	peer=$(redis-cli CLIENT LIST | grep -o 'addr=10\.0\.2\.2:[0-9]*') || guest_fail "no client from 10.0.2.2: $(redis-cli CLIENT LIST)"
+	echo "$peer" >"$W/peer.addr"
+	guest_result tcp_peer_before "$peer"
 	# restore_net: configuration nvwa must carry over the jump (a dummy link is not recreated by
 	# anything on the new boot; only nvwa's saved snapshot brings it back).
 	ip link add nd0 type dummy
@@ -24,7 +39,7 @@ case $boot in
 	ip addr add 10.123.0.1/24 dev nd0
 	ip -6 addr add fd00:123::1/64 dev nd0 nodad
 	ip route add 10.124.0.0/16 via 10.123.0.254 dev nd0
-	NVWA_TEST_RESTORE_NET=true write_config "$(cat "$W/counter.pid")"
+	NVWA_TEST_RESTORE_NET=true write_config "$(cat "$W/counter.pid")" "$(cat "$W/tcp.pid")"
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
 	guest_mark update-start
 	if ! nvwa update "$KVER_NEW" >"$NVWA_RESULTS/update.txt" 2>&1; then
@@ -61,8 +76,28 @@ case $boot in
 	guest_result redis_mainpid "$mainpid"
 	[[ $mainpid == "$(cat "$W/redis.pid")" ]] || guest_fail "redis MainPID is $mainpid, the restored pid is $(cat "$W/redis.pid")"
 
+	# TCP: the host peer's connection is back in Redis (same peer address and port) and carries
+	# the peer's second INCR; nothing reconnected (the host checks its side used one socket too).
+	peer=$(cat "$W/peer.addr")
+	redis-cli CLIENT LIST >"$NVWA_RESULTS/redis-clients.txt"
+	grep -q "$peer " "$NVWA_RESULTS/redis-clients.txt" || guest_fail "Redis lost the peer's connection $peer: $(cat "$NVWA_RESULTS/redis-clients.txt")"
+	guest_mark tcp-peer-go
+	guest_wait 120 host_exchanges_are 2 || guest_fail "the host peer's INCR after the jump did not arrive (host_exchanges=$(redis-cli GET host_exchanges)); clients: $(redis-cli CLIENT LIST)"
+	guest_result tcp_peer_after "$peer"
+	# The loopback connection: both ends restored (client at its old pid), it carries another INCR.
+	[[ $(cat /proc/"$(cat "$W/tcp.pid")"/comm) == python3 ]] || guest_fail "the tcp client is not at its old pid"
+	kill -USR1 "$(cat "$W/tcp.pid")"
+	guest_wait 30 grep -q "INCR -> 2 " "$W/tcp.log" || guest_fail "the loopback connection does not carry data after the jump: $(tail -3 "$W/tcp.log")"
+	guest_result tcp_loopback "$(tail -1 "$W/tcp.log")"
+	# The daemon held the connections' packets back from before the network came back until the
+	# targets were restored (criu's own lock died with the old kernel).
+	journalctl -b -u nvwa --no-pager -o cat >"$NVWA_RESULTS/nvwa-journal.txt" 2>&1 || true
+	grep -Eq "holding back the packets of [0-9]+ TCP connection" "$NVWA_RESULTS/nvwa-journal.txt" || guest_fail "nvwa did not lock the TCP connections after the jump: $(grep -i tcp "$NVWA_RESULTS/nvwa-journal.txt" | tail -3)"
+	grep -q "TCP lock removed" "$NVWA_RESULTS/nvwa-journal.txt" || guest_fail "nvwa did not remove its TCP lock: $(grep -i tcp "$NVWA_RESULTS/nvwa-journal.txt" | tail -3)"
+	guest_result tcp_lock "$(grep -Eo "holding back the packets of [0-9]+ TCP connection" "$NVWA_RESULTS/nvwa-journal.txt" | head -1)"
 
 	# restore_net: the dummy link, both addresses and the route are back; the snapshot is consumed.
+	ip -o addr show dev eth0 >"$NVWA_RESULTS/eth0.txt" 2>&1 || true
 	ip -o addr show dev nd0 >"$NVWA_RESULTS/nd0.txt" 2>&1 || guest_fail "link nd0 was not restored: $(journalctl -u nvwa --no-pager | grep -i network | tail -3)"
 	grep -q "10.123.0.1/24" "$NVWA_RESULTS/nd0.txt" || guest_fail "10.123.0.1/24 missing on nd0: $(cat "$NVWA_RESULTS/nd0.txt")"
 	grep -q "fd00:123::1/64" "$NVWA_RESULTS/nd0.txt" || guest_fail "fd00:123::1/64 missing on nd0: $(cat "$NVWA_RESULTS/nd0.txt")"
