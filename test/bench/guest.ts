@@ -1,47 +1,119 @@
 /**
- * Guest figures: the upgrade scenario run N times under TCG, nvwa's own per-phase timings and each
- * target's downtime (dump start → restored) from `nvwa status --json`, medians over the runs.
- * The by-hand baseline (criu dump; kexec; criu restore) and the cold reboot of issue 9 are not
- * written yet; they are named here so the gap is visible in BENCHMARKS.md.
+ * Guest figures (issue 9): each workload is moved three ways inside ONE guest session (scenario
+ * "bench": A nvwa update --fast, B by hand, C cold reboot), so the machine's drift cancels out of
+ * the ratios; sessions repeat for medians. Workloads: a process with N MiB of dirty anonymous
+ * memory (a pid target) and Redis with K keys (the redis-test service).
+ *
+ *   NVWA_BENCH_WORKLOADS="mem:64,mem:256,mem:1024,redis:100000,redis:1000000"
+ *   NVWA_BENCH_GUEST_RUNS=3      sessions per workload (medians over them)
  */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type BenchStatus, type SessionFigures, sessionFigures } from "./guest-timeline.ts";
 import { median } from "./stats.ts";
 
-interface Status {
-  phases: { name: string; ms: number }[];
-  targets: { name: string; downtimeMs?: number; steps: { name: string; ms: number }[] }[];
+interface Workload {
+  kind: "mem" | "redis";
+  size: number;
 }
 
-export async function guestBench(runs = Number(process.env.NVWA_BENCH_GUEST_RUNS ?? "3")): Promise<string[]> {
-  const { ROOT, runScenario } = await import("../guest/scenarios.ts");
+function parseWorkloads(spec: string): Workload[] {
+  return spec.split(",").map((w) => {
+    const [kind, size] = w.split(":");
+    if ((kind !== "mem" && kind !== "redis") || !Number.isInteger(Number(size))) throw new Error(`NVWA_BENCH_WORKLOADS: bad entry '${w}' (mem:<MiB> or redis:<keys>)`);
+    return { kind, size: Number(size) };
+  });
+}
+
+/** The bench scenario's warm-up boots (scenarios/bench/run.sh WARM). */
+const WARM_BOOTS = 2;
+
+const label = (w: Workload): string => (w.kind === "mem" ? `process, ${w.size} MiB dirty` : `Redis, ${w.size.toLocaleString("en")} keys`);
+const s2 = (x: number): string => x.toFixed(2);
+
+export async function guestBench(): Promise<string[]> {
+  const { ROOT, runScenario, failureReport } = await import("../guest/scenarios.ts");
+  const workloads = parseWorkloads(process.env.NVWA_BENCH_WORKLOADS ?? "mem:64,mem:256,mem:1024,redis:100000,redis:1000000");
+  const runs = Number(process.env.NVWA_BENCH_GUEST_RUNS ?? "3");
   const build = Bun.spawnSync([process.execPath, "run", "build/compile.ts", "x64"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
   if (build.exitCode !== 0) throw new Error("build failed");
-  const samples: Status[] = [];
-  for (let i = 0; i < runs; i++) {
-    const r = await runScenario("upgrade");
-    if (r.status === 0 && r.nvwaStatus !== null) samples.push(r.nvwaStatus as Status);
+
+  const work = mkdtempSync("/tmp/nvwa-bench-guest-");
+  // Seven boots: two warm-up kexecs, then A, A2, B, C (the runner allows 6 by default).
+  const boots = join(work, "runner-boots.conf");
+  writeFileSync(boots, "[Service]\nEnvironment=NVWA_MAX_BOOTS=8\n");
+  const results = new Map<Workload, SessionFigures[]>();
+  const failures: string[] = [];
+  for (const w of workloads) {
+    const env = join(work, `${w.kind}-${w.size}.env`);
+    writeFileSync(env, `WORKLOAD=${w.kind}\nSIZE=${w.size}\n`);
+    for (let i = 0; i < runs; i++) {
+      const r = await runScenario("bench", {
+        adds: [
+          [env, "/etc/nvwa-bench.env"],
+          [boots, "/etc/systemd/system/nvwa-guest-runner.service.d/bench.conf"],
+        ],
+        args: ["--mem", "3G", "--allow-reboot"],
+      });
+      if (r.status !== 0) {
+        process.stderr.write(`${failureReport(r)}\n`);
+        failures.push(`${label(w)} run ${i + 1}: status ${r.status} (${r.out})`);
+        continue;
+      }
+      try {
+        const serial = readFileSync(join(r.out, "serial.log"), "utf8");
+        const status = (n: number): BenchStatus => JSON.parse(readFileSync(join(r.out, `results/nvwa-status-${n}.json`), "utf8")) as BenchStatus;
+        const f = sessionFigures(serial, [status(1), status(2)], r.results, WARM_BOOTS);
+        results.set(w, [...(results.get(w) ?? []), f]);
+        process.stderr.write(`bench ${label(w)} run ${i + 1}: nvwa ${s2(f.nvwa.downtime)} s (back ${s2(f.nvwaBack.downtime)} s), by hand ${s2(f.byHand.downtime)} s, cold ${s2(f.cold.downtime)} s\n`);
+      } catch (e) {
+        failures.push(`${label(w)} run ${i + 1}: ${e instanceof Error ? e.message : String(e)} (${r.out})`);
+      }
+    }
   }
-  const lines = ["## Guest (QEMU TCG x86_64, Debian 6.1 → 6.12)", ""];
-  if (samples.length === 0) return [...lines, "No successful run; no figures.", ""];
-  const phaseNames = [...new Set(samples.flatMap((s) => s.phases.map((p) => p.name)))];
-  const targetNames = [...new Set(samples.flatMap((s) => s.targets.map((t) => t.name)))];
-  const sec = (ms: number): string => (ms / 1000).toFixed(2);
-  lines.push(
-    `The upgrade scenario (a counter process and Redis with 100 000 keys, restore_net on), ${samples.length} successful run(s) of ${runs}; medians in seconds of guest wall time. Phases are nvwa's manifest phases (planned: drop-ins and reload; checkpointing: the dumps; dumped: restore drop-ins and commit; jumping: kexec to the new kernel's nvwa.service; boot-restore: network, processes and services).`,
+  return report(workloads, results, runs, failures);
+}
+
+function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>, runs: number, failures: string[]): string[] {
+  const lines = [
+    "## Guest (QEMU TCG x86_64, Debian 6.1 ⇄ 6.12)",
     "",
-    `| phase | ${phaseNames.join(" | ")} |`,
-    `|---|${phaseNames.map(() => "---").join("|")}|`,
-    `| median s | ${phaseNames.map((n) => sec(median(samples.map((s) => s.phases.find((p) => p.name === n)?.ms ?? 0)))).join(" | ")} |`,
+    "Each session first jumps to 6.12 and back with a bare `kexec -e` (not measured: under TCG the first run of a kernel's decompressor and early boot after a kexec pays for QEMU translating that code, which had made whichever mode came first look seconds slower), then moves one workload three ways in one guest: **A** `nvwa update --fast` 6.1 → 6.12 (and **A2** back to 6.1), **B** by hand 6.1 → 6.12 like A (`kexec -s -l` first, then `criu dump` with nvwa's options, `sync`, `kexec -e`, and `criu restore` from an early unit ordered like nvwa.service), **C** cold (`systemctl reboot`, the workload started from scratch by systemd; Redis loads an RDB saved just before, not timed). Downtime: A from nvwa's dump start to its restore end; B from `criu dump` to the end of `criu restore`; C from `systemctl reboot` to the workload being ready (memory written / Redis active after loading). Clocks: host stamps on the serial console; guest wall-clock times (nvwa's manifest, ready times) mapped per boot through markers that print both.",
+    `Medians over ${runs} session(s) per workload, seconds. nvwa's own overhead is the issue's definition: downtime − (dump + kexec-to-nvwa-start + restore).`,
     "",
-    "| target | downtime s | dump s | restore s |",
-    "|---|---|---|---|",
-    ...targetNames.map((n) => {
-      const ts = samples.map((s) => s.targets.find((t) => t.name === n));
-      const step = (k: string): string => sec(median(ts.map((t) => t?.steps.find((x) => x.name === k)?.ms ?? 0)));
-      return `| ${n} | ${sec(median(ts.map((t) => t?.downtimeMs ?? 0)))} | ${step("dump")} | ${step("restore")} |`;
-    }),
-    "",
-    "Not measured yet: the same workload moved by a by-hand sequence (criu dump; kexec_file_load; reboot; criu restore) and the cold path (reboot, service started from scratch, Redis loading its RDB), hence no ours/by-hand or ours/cold ratios and no overhead figure.",
-    "",
-  );
+    "| workload | runs | A nvwa s | B by hand s | C cold s | A ÷ B | A ÷ C | nvwa overhead s | overhead ÷ A | A2 nvwa back s | frozen by criu s | image MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  const med = (fs: SessionFigures[], f: (x: SessionFigures) => number): number => median(fs.map(f));
+  for (const w of workloads) {
+    const fs = results.get(w) ?? [];
+    if (fs.length === 0) {
+      lines.push(`| ${label(w)} | 0 | – | – | – | – | – | – | – | – | – | – |`);
+      continue;
+    }
+    const a = med(fs, (x) => x.nvwa.downtime);
+    const b = med(fs, (x) => x.byHand.downtime);
+    const c = med(fs, (x) => x.cold.downtime);
+    const o = med(fs, (x) => x.nvwa.overhead);
+    lines.push(`| ${label(w)} | ${fs.length} | ${s2(a)} | ${s2(b)} | ${s2(c)} | ${s2(a / b)} | ${s2(a / c)} | ${s2(o)} | ${((o / a) * 100).toFixed(1)} % | ${s2(med(fs, (x) => x.nvwaBack.downtime))} | ${s2(med(fs, (x) => x.nvwa.frozen))} | ${(med(fs, (x) => x.nvwa.imageBytes) / 2 ** 20).toFixed(0)} |`);
+  }
+  lines.push("", "Phases (medians, seconds; each mode's phases add up to its downtime):", "");
+  for (const w of workloads) {
+    const fs = results.get(w) ?? [];
+    if (fs.length === 0) continue;
+    lines.push(`**${label(w)}**`, "");
+    for (const [name, pick] of [
+      ["A nvwa", (x: SessionFigures) => x.nvwa.phases],
+      ["A2 nvwa back", (x: SessionFigures) => x.nvwaBack.phases],
+      ["B by hand", (x: SessionFigures) => x.byHand.phases],
+      ["C cold", (x: SessionFigures) => x.cold.phases],
+    ] as const) {
+      const names = pick(fs[0] as SessionFigures).map(([n]) => n);
+      const cells = names.map((n, i) => `${n} ${s2(median(fs.map((x) => pick(x)[i]?.[1] ?? Number.NaN)))}`);
+      lines.push(`- ${name}: ${cells.join(" · ")}`);
+    }
+    lines.push("");
+  }
+  if (failures.length > 0) lines.push("Sessions without figures:", "", ...failures.map((f) => `- ${f}`), "");
   return lines;
 }

@@ -1,0 +1,173 @@
+/**
+ * Pure: turns one "bench" guest session (test/guest/scenarios/bench) into per-phase figures for
+ * the three ways of moving the workload: A nvwa (`nvwa update --fast`, old → new, and A2 back),
+ * B by hand (criu dump, sync, kexec -e, criu restore from an early unit; old → new like A),
+ * C cold (reboot, started from scratch).
+ *
+ * Clocks: every serial line carries the host's stamp (seconds since QEMU started, run-guest.sh).
+ * nvwa's manifest and the guest's "ready" times are guest wall clock, which restarts from the
+ * RTC (whole seconds) at every boot, so each boot gets its own offset: the median of
+ * (guest wall clock − host stamp) over that boot's "bench" markers, which print both.
+ */
+
+export interface BenchMark {
+  boot: number;
+  name: string;
+  /** Host stamp, seconds. */
+  t: number;
+  /** Guest wall clock, seconds since the epoch. */
+  rt: number;
+}
+
+export interface SerialEvents {
+  marks: BenchMark[];
+  /** Host stamps of "kexec_core: Starting new kernel", in order. */
+  kexecs: number[];
+  /** Host stamps of each kernel's "Linux version" banner, in order (boot 1 first). */
+  banners: number[];
+  /** Host stamp of "reboot: Restarting system" (the cold path's firmware reboot). */
+  firmwareReboots: number[];
+}
+
+export function parseSerial(serial: string): SerialEvents {
+  const ev: SerialEvents = { marks: [], kexecs: [], banners: [], firmwareReboots: [] };
+  for (const line of serial.split("\n")) {
+    const m = /^\[\s*(\d+\.\d+)\] (.*)$/.exec(line);
+    if (m === null) continue;
+    const t = Number(m[1]);
+    const text = m[2] ?? "";
+    const b = /NVWA-GUEST boot=(\d+) bench (\S+) .*?rt=(\d+\.\d+)/.exec(text);
+    if (b !== null) ev.marks.push({ boot: Number(b[1]), name: b[2] ?? "", t, rt: Number(b[3]) });
+    else if (/\] Linux version |^Linux version /.test(text)) ev.banners.push(t);
+    else if (text.includes("Starting new kernel")) ev.kexecs.push(t);
+    else if (text.includes("reboot: Restarting system")) ev.firmwareReboots.push(t);
+  }
+  return ev;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** boot → (guest wall clock − host stamp), seconds. */
+export function bootOffsets(marks: BenchMark[]): Map<number, number> {
+  const by = new Map<number, number[]>();
+  for (const m of marks) by.set(m.boot, [...(by.get(m.boot) ?? []), m.rt - m.t]);
+  return new Map([...by].map(([b, xs]) => [b, median(xs)]));
+}
+
+/** The parts of `nvwa status --json` the figures need. */
+export interface BenchStatus {
+  manifest: {
+    timings: Record<string, { start: number; end?: number }>;
+    targets: {
+      name: string;
+      timings: Record<string, { start: number; end?: number }>;
+      imageBytes?: number;
+      dumpStats?: { frozenUs?: number; memdumpUs?: number; memwriteUs?: number };
+    }[];
+  };
+}
+
+export interface ModeFigures {
+  /** Seconds the workload was not running. */
+  downtime: number;
+  /** Consecutive parts of the downtime, seconds, in order; they add up to it. */
+  phases: [string, number][];
+}
+
+export type NvwaFigures = ModeFigures & { overhead: number; frozen: number; imageBytes: number };
+
+export interface SessionFigures {
+  /** old → new, like byHand. */
+  nvwa: NvwaFigures;
+  /** new → old: the same tool the other way (the kernels boot at different speeds). */
+  nvwaBack: NvwaFigures;
+  byHand: ModeFigures;
+  cold: ModeFigures;
+}
+
+export class TimelineError extends Error {}
+
+function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined || (typeof v === "number" && !Number.isFinite(v))) throw new TimelineError(`bench timeline: ${what} missing`);
+  return v;
+}
+
+type Mapper = (rtSeconds: number, boot: number) => number;
+
+/** One nvwa update: its dump in boot `from`'s clock, the daemon's start and restore in the next boot's. */
+function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: number, host: Mapper): NvwaFigures {
+  const target = need(status.manifest.targets[0], "nvwa's target");
+  const ms = (x: number | undefined, what: string): number => need(x, what) / 1000;
+  const dumpStart = host(ms(target.timings.dump?.start, "dump start"), from);
+  const dumpEnd = host(ms(target.timings.dump?.end, "dump end"), from);
+  const daemonStart = host(ms(status.manifest.timings["boot-restore"]?.start, "boot-restore start"), from + 1);
+  const restoreStart = host(ms(target.timings.restore?.start, "restore start"), from + 1);
+  const restoreEnd = host(ms(target.timings.restore?.end, "restore end"), from + 1);
+  const downtime = restoreEnd - dumpStart;
+  return {
+    downtime,
+    phases: [
+      ["dump", dumpEnd - dumpStart],
+      ["commit and reboot call", kexec - dumpEnd],
+      ["kexec → kernel", banner - kexec],
+      ["kernel → nvwa start", daemonStart - banner],
+      ["nvwa start → restore", restoreStart - daemonStart],
+      ["restore", restoreEnd - restoreStart],
+    ],
+    // The issue's definition: downtime − (dump + jump-to-nvwa-start + restore).
+    overhead: downtime - ((dumpEnd - dumpStart) + (daemonStart - kexec) + (restoreEnd - restoreStart)),
+    frozen: (target.dumpStats?.frozenUs ?? 0) / 1e6,
+    imageBytes: target.imageBytes ?? 0,
+  };
+}
+
+/**
+ * statuses: `nvwa status --json` after each of the two updates; results: the guest's result.env
+ * (c_ready_rt, the cold path's ready time in the last boot's clock). After `warm` warm-up boots
+ * (each ending in a kexec), the stages' boots are: old (A), new (A2), old (B), new (C), old.
+ */
+export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStatus], results: Record<string, string>, warm = 0): SessionFigures {
+  const ev = parseSerial(serial);
+  const off = bootOffsets(ev.marks);
+  const host: Mapper = (rtSeconds, boot) => rtSeconds - need(off.get(boot), `clock offset of boot ${boot}`);
+  const mark = (name: string): number => need(ev.marks.find((m) => m.name === name), `marker ${name}`).t;
+  // Stage numbers 1..5 as in the comment above; kexecs and banners of the warm-up come first.
+  const kexec = (i: number): number => need(ev.kexecs[warm + i], `kexec ${warm + i + 1}`);
+  const banner = (stage: number): number => need(ev.banners[warm + stage - 1], `boot ${warm + stage} banner`);
+  const mapStage: Mapper = (rt, stage) => host(rt, warm + stage);
+
+  const nvwa = nvwaFigures(statuses[0], 1, kexec(0), banner(2), mapStage);
+  const nvwaBack = nvwaFigures(statuses[1], 2, kexec(1), banner(3), mapStage);
+
+  // B: by hand. All console markers: host stamps, no clock mapping needed.
+  const bStart = mark("b-dump-start");
+  const bPhases: [string, number][] = [
+    ["dump", mark("b-dump-end") - bStart],
+    ["sync", mark("b-synced") - mark("b-dump-end")],
+    ["kexec -e call", kexec(2) - mark("b-synced")],
+    ["kexec → kernel", banner(4) - kexec(2)],
+    ["kernel → restore unit", mark("b-restore-start") - banner(4)],
+    ["restore", mark("b-restore-end") - mark("b-restore-start")],
+  ];
+
+  // C: cold. Ready is the workload's own wall clock in boot 5.
+  const cStart = mark("c-reboot");
+  const restart = need(ev.firmwareReboots[0], "firmware reboot");
+  const ready = mapStage(Number(need(results.c_ready_rt, "c_ready_rt")), 5);
+  const cPhases: [string, number][] = [
+    ["orderly shutdown", restart - cStart],
+    ["firmware → kernel", banner(5) - restart],
+    ["kernel → workload ready", ready - banner(5)],
+  ];
+
+  return {
+    nvwa,
+    nvwaBack,
+    byHand: { downtime: mark("b-restore-end") - bStart, phases: bPhases },
+    cold: { downtime: ready - cStart, phases: cPhases },
+  };
+}

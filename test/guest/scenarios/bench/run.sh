@@ -1,0 +1,237 @@
+#!/bin/bash
+# Scenario "bench" (test/bench/guest.ts): one workload moved across the kernel three ways in one
+# guest session, so that the machine's drift cancels out of the ratios.
+#   boots 1, 2    warm-up: kexec -e to the new kernel and back, nothing measured     (see below)
+#   boot 3 (old)  start the workload; `nvwa update --fast <new>`                       (A: nvwa)
+#   boot 4 (new)  nvwa has restored it; `nvwa update --fast <old>`                     (A2: nvwa back)
+#   boot 5 (old)  nvwa has restored it; by hand: load the new kernel, criu dump, sync,
+#                 kexec -e                                                             (B: by hand)
+#   boot 6 (new)  an early unit has run criu restore; then the cold path: save Redis's
+#                 RDB / enable the workload's unit, `systemctl reboot` (firmware)      (C: cold)
+#   boot 7 (old)  systemd started the workload from scratch; wait until it is ready.
+# A and B both go old -> new, so they compare like for like (the two kernels boot at different
+# speeds); A2 is the same nvwa the other way. The warm-up exists because of TCG: the first time
+# the guest runs a kernel's decompressor and early boot from a kexec, QEMU translates all of that
+# code, which made whichever jump came first seconds slower than the same jump later.
+# The workload is /etc/nvwa-bench.env: WORKLOAD=mem SIZE=<MiB> (a pid target) or
+# WORKLOAD=redis SIZE=<keys> (the redis-test service). Timings come from console markers (the
+# host stamps them with its own clock) and from nvwa's manifest; each "bench" marker also carries
+# the guest's wall clock, so the host can map every boot's clock onto its own.
+set -euo pipefail
+. "$NVWA_GUEST_LIB"
+. /usr/local/lib/nvwa-test/common.sh
+# shellcheck source=/dev/null
+. /etc/nvwa-bench.env
+boot=$1
+WARM=2 # warm-up boots before the measured stages
+HAND=/var/nvwa-hand # the by-hand images, on the same disk as nvwa's criu_dir
+CRIU_SHARED=(--tcp-established --network-lock nftables --ext-unix-sk --file-locks)
+
+bench_mark() {
+	local rt
+	rt=$(date +%s.%N)
+	echo "NVWA-GUEST boot=$NVWA_BOOT bench $1 rt=$rt" >/dev/console
+	echo "boot=$NVWA_BOOT $1 rt=$rt" >>"$NVWA_RESULTS/bench-marks.txt"
+}
+
+target_pid() {
+	if [[ $WORKLOAD == mem ]]; then cat "$W/memhog.pid"; else systemctl show -p MainPID --value redis-test.service; fi
+}
+
+# guest_wait re-runs these until they hold.
+verified_more_than() { (($(grep -c '^verify' "$W/memhog.log" || true) > $1)); }
+redis_test_active() { [[ $(systemctl show -p ActiveState --value redis-test.service) == active ]]; }
+
+# nvwa_restored N: wait for the boot-side restore of update N, keep its status, check the workload.
+nvwa_restored() {
+	local phase
+	phase=$(wait_for_restore)
+	[[ $phase == restored ]] || guest_fail "nvwa status says '$phase', not restored: $(cat "$NVWA_RESULTS/status.txt")"
+	cp "$NVWA_RESULTS/status.json" "$NVWA_RESULTS/nvwa-status-$1.json"
+	verify_workload "a$1"
+	guest_result "pid_a" "$(target_pid)"
+}
+
+# verify_workload WHEN: the memory or the keys are intact (outside every timed window).
+verify_workload() {
+	if [[ $WORKLOAD == mem ]]; then
+		local n
+		n=$(grep -c '^verify' "$W/memhog.log" || true)
+		kill -USR1 "$(cat "$W/memhog.pid")"
+		guest_wait 600 verified_more_than "$n" || guest_fail "$1: memhog did not verify"
+		[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok" ]] || guest_fail "$1: memhog's memory is wrong: $(tail -1 "$W/memhog.log")"
+	else
+		[[ $(redis-cli DBSIZE) -ge $SIZE ]] || guest_fail "$1: redis holds $(redis-cli DBSIZE) keys, not $SIZE"
+	fi
+	guest_result "verified_$1" ok
+}
+
+case $((boot - WARM)) in
+-1)
+	bench_mark warm-1
+	guest_kexec_load "$KVER_NEW"
+	sync
+	kexec -e
+	guest_fail "kexec -e returned"
+	;;
+0)
+	bench_mark warm-2
+	guest_kexec_load "$KVER_OLD"
+	sync
+	kexec -e
+	guest_fail "kexec -e returned"
+	;;
+1)
+	mkdir -p "$W" /var/lib/redis
+	high_pids 31000
+	if [[ $WORKLOAD == mem ]]; then
+		start_detached memhog python3 "$T/memhog.py" "$SIZE" "$W/memhog.log"
+		guest_wait 900 grep -q '^ready' "$W/memhog.log" || guest_fail "memhog did not get ready"
+		pids="[$(cat "$W/memhog.pid")]" services="[]"
+	else
+		systemctl mask -q --now redis-server.service 2>/dev/null || true
+		high_pids 30000
+		systemctl start redis-test.service
+		guest_wait 30 redis-cli ping >/dev/null || guest_fail "redis-test did not answer"
+		redis-cli DEBUG POPULATE "$SIZE" key 16 >/dev/null
+		pids="[]" services="[redis-test]"
+	fi
+	guest_result workload "$WORKLOAD $SIZE"
+	guest_result rss_kib "$(awk '/VmRSS/ {print $2}' "/proc/$(target_pid)/status")"
+	install_nvwa
+	mkdir -p /etc/nvwa
+	cat >/etc/nvwa/nvwa-restore.yaml <<YAML
+pids: $pids
+services: $services
+restore_net: false
+enable_quick_kexec: false
+enable_pin_memory: false
+enable_debug_mode: false
+YAML
+	start_nvwa
+	# criu's first run after boot probes the kernel (seconds under TCG); nvwa's preflight runs
+	# it before anything is frozen, and so does this check, for both A and B alike.
+	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
+	sync
+	bench_mark a-update
+	if ! nvwa update --fast "$KVER_NEW" >"$NVWA_RESULTS/update.txt" 2>&1; then
+		guest_fail "nvwa update failed: $(tail -5 "$NVWA_RESULTS/update.txt")"
+	fi
+	exit 75
+	;;
+2)
+	bench_mark a-boot2-runner
+	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot $boot runs $(uname -r), expected $KVER_NEW"
+	nvwa_restored 1
+	nvwa check "$KVER_OLD" >"$NVWA_RESULTS/check2.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check2.txt")"
+	sync
+	bench_mark a2-update
+	if ! nvwa update --fast "$KVER_OLD" >"$NVWA_RESULTS/update2.txt" 2>&1; then
+		guest_fail "nvwa update back failed: $(tail -5 "$NVWA_RESULTS/update2.txt")"
+	fi
+	exit 75
+	;;
+3)
+	bench_mark a2-boot3-runner
+	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot $boot runs $(uname -r), expected $KVER_OLD"
+	nvwa_restored 2
+	pid=$(target_pid)
+
+	# B, by hand: what an operator would type, with the kernel loaded first (out of the outage,
+	# as nvwa does) and the same criu options nvwa uses. Redis must not be restarted by systemd
+	# when criu's dump kills it.
+	if [[ $WORKLOAD == redis ]]; then
+		mkdir -p /run/systemd/system/redis-test.service.d
+		printf '[Service]\nRestart=no\n' >/run/systemd/system/redis-test.service.d/bench.conf
+		systemctl daemon-reload
+	fi
+	guest_kexec_load "$KVER_NEW"
+	rm -rf "$HAND" && mkdir -p "$HAND"
+	cat >/etc/systemd/system/bench-hand-restore.service <<UNIT
+[Unit]
+Description=benchmark: the by-hand restore, as early as nvwa.service starts
+DefaultDependencies=no
+After=local-fs.target systemd-journald.socket systemd-sysctl.service systemd-udev-trigger.service
+Before=sysinit.target
+ConditionPathExists=$HAND/inventory.img
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+KillMode=none
+Environment=CRIU_FAULT=130
+ExecStart=/bin/sh -c 'echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-start rt=\$\$(date +%%s.%%N)" >/dev/console; /usr/sbin/criu restore -D $HAND -o restore.log --restore-detached ${CRIU_SHARED[*]} --manage-cgroups=ignore; rc=\$\$?; echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-end rc=\$\$rc rt=\$\$(date +%%s.%%N)" >/dev/console'
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+	systemctl enable -q bench-hand-restore.service
+	sync
+	bench_mark b-dump-start
+	CRIU_FAULT=130 criu dump -t "$pid" -D "$HAND" -o dump.log "${CRIU_SHARED[@]}" ||
+		guest_fail "by-hand criu dump failed: $(tail -5 "$HAND/dump.log")"
+	bench_mark b-dump-end
+	sync
+	bench_mark b-synced
+	guest_result image_bytes_b "$(du -sb "$HAND" | cut -f1)"
+	kexec -e
+	guest_fail "kexec -e returned"
+	;;
+4)
+	bench_mark b-boot4-runner
+	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot $boot runs $(uname -r), expected $KVER_NEW"
+	cp "$HAND/restore.log" "$NVWA_RESULTS/hand-restore.log" 2>/dev/null || true
+	[[ $(systemctl show -p ActiveState --value bench-hand-restore.service) == active ]] ||
+		guest_fail "the by-hand restore unit did not run: $(systemctl status bench-hand-restore --no-pager | tail -5)"
+	pid=$(grep -o 'pid_a=.*' "$NVWA_RESULTS/result.env" | head -1 | cut -d= -f2)
+	[[ -d /proc/$pid ]] || guest_fail "the by-hand restore did not bring pid $pid back: $(tail -5 "$NVWA_RESULTS/hand-restore.log")"
+	if [[ $WORKLOAD == mem ]]; then verify_workload b; else
+		guest_wait 30 redis-cli ping >/dev/null || guest_fail "by-hand restored redis does not answer"
+		verify_workload b
+	fi
+	systemctl disable -q bench-hand-restore.service
+	rm -rf "$HAND"
+
+	# C, cold: a normal reboot, the workload started from scratch by systemd at boot. Redis gets
+	# its keys back from an RDB saved here (not timed: a graceful stop of a persistent Redis
+	# would write it at shutdown, which only lengthens the cold path).
+	if [[ $WORKLOAD == mem ]]; then
+		cat >/etc/systemd/system/bench-memhog.service <<UNIT
+[Unit]
+Description=benchmark: the memory workload started from scratch
+
+[Service]
+ExecStart=/usr/bin/python3 $T/memhog.py $SIZE $W/memhog-cold.log
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+		systemctl enable -q bench-memhog.service
+	else
+		redis-cli SAVE >/dev/null || guest_fail "redis SAVE failed"
+		systemctl unmask -q redis-test.service 2>/dev/null || true
+		systemctl enable -q redis-test.service
+	fi
+	sync
+	bench_mark c-reboot
+	systemctl reboot
+	exit 75
+	;;
+5)
+	bench_mark c-boot5-runner
+	if [[ $WORKLOAD == mem ]]; then
+		guest_wait 900 grep -q '^ready' "$W/memhog-cold.log" || guest_fail "memhog did not start from scratch"
+		ready=$(awk '/^ready/ {print $2; exit}' "$W/memhog-cold.log")
+	else
+		guest_wait 600 redis_test_active || guest_fail "redis-test did not start"
+		[[ $(redis-cli DBSIZE) -ge $SIZE ]] || guest_fail "cold redis holds $(redis-cli DBSIZE) keys, not $SIZE"
+		ready=$(date -d "$(systemctl show -P ActiveEnterTimestamp --timestamp=us+utc redis-test.service)" +%s.%N)
+	fi
+	guest_result c_ready_rt "$ready"
+	bench_mark c-done
+	exit 0
+	;;
+*)
+	guest_fail "unexpected boot $boot"
+	;;
+esac

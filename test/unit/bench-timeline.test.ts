@@ -1,0 +1,82 @@
+/**
+ * The benchmark's timeline arithmetic (test/bench/guest-timeline.ts): per-boot clock mapping and
+ * phases that add up to each mode's downtime, on a hand-made session whose true figures are known.
+ */
+import { describe, expect, test } from "bun:test";
+import { type BenchStatus, bootOffsets, parseSerial, sessionFigures, TimelineError } from "../bench/guest-timeline.ts";
+
+// Host stamps (s) and each boot's guest wall clock: boot 1 = host + 1000, boot 2 = host + 1000.6,
+// boot 3 = host + 999.8, boot 4 = host + 1000.3, boot 5 = host + 1000.1 (the RTC's whole seconds).
+const serial = [
+  "[   1.000] [    0.000000] Linux version 6.1.0 (debian) #1",
+  "[  20.000] NVWA-GUEST boot=1 bench a-update rt=1020.000000",
+  "[  30.000] [  100.1] kexec_core: Starting new kernel",
+  "[  31.000] [    0.000000] Linux version 6.12.0 (debian) #1",
+  "[  50.000] NVWA-GUEST boot=2 bench a-boot2-runner rt=1050.600000",
+  "[  55.000] NVWA-GUEST boot=2 bench a2-update rt=1055.600000",
+  "[  60.000] [  100.1] kexec_core: Starting new kernel",
+  "[  61.000] [    0.000000] Linux version 6.1.0 (debian) #1",
+  "[  80.000] NVWA-GUEST boot=3 bench a2-boot3-runner rt=1079.800000",
+  "[  90.000] NVWA-GUEST boot=3 bench b-dump-start rt=1089.800000",
+  "[  92.000] NVWA-GUEST boot=3 bench b-dump-end rt=1091.800000",
+  "[  92.500] NVWA-GUEST boot=3 bench b-synced rt=1092.300000",
+  "[  92.600] [  200.0] kexec_core: Starting new kernel",
+  "[  94.000] [    0.000000] Linux version 6.12.0 (debian) #1",
+  "[ 100.000] NVWA-GUEST boot=4 bench b-restore-start rt=1100.300000",
+  "[ 101.000] NVWA-GUEST boot=4 bench b-restore-end rc=0 rt=1101.300000",
+  "[ 110.000] NVWA-GUEST boot=4 bench c-reboot rt=1110.300000",
+  "[ 115.000] [  300.0] reboot: Restarting system",
+  "[ 117.000] [    0.000000] Linux version 6.1.0 (debian) #1",
+  "[ 130.000] NVWA-GUEST boot=5 bench c-boot5-runner rt=1130.100000",
+].join("\n");
+
+/** An update whose dump runs at host [d0, d1] in `from`'s clock and whose restore runs in the next boot's. */
+function status(offFrom: number, offTo: number, d0: number, d1: number, daemon: number, r0: number, r1: number): BenchStatus {
+  const ms = (host: number, off: number): number => Math.round((host + off) * 1000);
+  return {
+    manifest: {
+      timings: { "boot-restore": { start: ms(daemon, offTo) } },
+      targets: [{ name: "31001", timings: { dump: { start: ms(d0, offFrom), end: ms(d1, offFrom) }, restore: { start: ms(r0, offTo), end: ms(r1, offTo) } }, imageBytes: 64 << 20, dumpStats: { frozenUs: 1_500_000 } }],
+    },
+  };
+}
+const statuses: [BenchStatus, BenchStatus] = [status(1000, 1000.6, 25, 27, 42, 44, 45), status(1000.6, 999.8, 56, 57, 70, 71, 73)];
+
+describe("bench timeline", () => {
+  test("each boot's clock is mapped through its own markers", () => {
+    const off = bootOffsets(parseSerial(serial).marks);
+    expect([1, 2, 3, 4, 5].map((b) => off.get(b))).toEqual([1000, 1000.6, 999.8, 1000.3, 1000.1].map((x) => expect.closeTo(x, 6) as unknown as number));
+  });
+
+  test("downtimes, phases that add up to them, and nvwa's overhead", () => {
+    const f = sessionFigures(serial, statuses, { c_ready_rt: "1125.100000" }); // host 125
+    const sum = (p: [string, number][]): number => p.reduce((a, [, s]) => a + s, 0);
+    expect(f.nvwa.downtime).toBeCloseTo(20, 6); // 25 → 45
+    expect(sum(f.nvwa.phases)).toBeCloseTo(20, 6);
+    expect(Object.fromEntries(f.nvwa.phases)["kernel → nvwa start"]).toBeCloseTo(11, 6); // 31 → 42
+    // 20 − (dump 2 + kexec→nvwa start 12 + restore 1) = 5: commit (3) and nvwa start → restore (2)
+    expect(f.nvwa.overhead).toBeCloseTo(5, 6);
+    expect(f.nvwa.frozen).toBe(1.5);
+    expect(f.nvwaBack.downtime).toBeCloseTo(17, 6); // 56 → 73
+    expect(Object.fromEntries(f.nvwaBack.phases)["kexec → kernel"]).toBeCloseTo(1, 6); // 60 → 61
+    expect(f.byHand.downtime).toBeCloseTo(11, 6); // 90 → 101
+    expect(sum(f.byHand.phases)).toBeCloseTo(11, 6);
+    expect(f.cold.downtime).toBeCloseTo(15, 6); // 110 → 125
+    expect(Object.fromEntries(f.cold.phases)["orderly shutdown"]).toBeCloseTo(5, 6);
+  });
+
+  test("warm-up boots before the stages shift boots, kexecs and banners, not the figures", () => {
+    const shifted = serial.replace(/boot=(\d)/g, (_m, b: string) => `boot=${Number(b) + 2}`);
+    const warm = ["[   0.100] [    0.000000] Linux version 6.1.0 (debian) #1", "[   0.200] [  1.0] kexec_core: Starting new kernel", "[   0.300] [    0.000000] Linux version 6.12.0 (debian) #1", "[   0.400] [  1.0] kexec_core: Starting new kernel"];
+    const plain = sessionFigures(serial, statuses, { c_ready_rt: "1125.100000" });
+    const withWarm = sessionFigures([...warm, shifted].join("\n"), statuses, { c_ready_rt: "1125.100000" }, 2);
+    expect(withWarm.nvwa.downtime).toBeCloseTo(plain.nvwa.downtime, 6);
+    expect(withWarm.byHand.phases).toEqual(plain.byHand.phases);
+    expect(withWarm.cold.downtime).toBeCloseTo(plain.cold.downtime, 6);
+  });
+
+  test("a missing marker is named, not turned into NaN", () => {
+    const broken = serial.replace(/.*b-synced.*\n/, "");
+    expect(() => sessionFigures(broken, statuses, { c_ready_rt: "1125.1" })).toThrow(new TimelineError("bench timeline: marker b-synced missing"));
+  });
+});
