@@ -113,22 +113,32 @@ print(1 if j.get("manifest", {}).get("timings", {}).get("boot-restore", {}).get(
 	echo "$phase"
 }
 
-# write_config PIDS... : nvwa's config for the workloads, then the daemon.
-write_config() {
-	local pids
+# flow_list ITEM...: a YAML flow sequence, "[a, b]" ("[]" for none).
+flow_list() {
+	local IFS=,
+	local joined="$*"
+	echo "[${joined//,/, }]"
+}
+
+# write_restore_config PIDS SERVICES [RESTORE_NET]: nvwa-restore.yaml with these YAML lists
+# (e.g. "[31001]" "[redis-test]"), nvwa installed first from its RPM, then the daemon started.
+write_restore_config() {
 	install_nvwa
-	pids=$(printf '%s, ' "$@")
 	mkdir -p /etc/nvwa
 	cat >/etc/nvwa/nvwa-restore.yaml <<YAML
-pids: [${pids%, }]
-services:
-  - redis-test
-restore_net: ${NVWA_TEST_RESTORE_NET:-false}
+pids: $1
+services: $2
+restore_net: ${3:-false}
 enable_quick_kexec: false
 enable_pin_memory: false
 enable_debug_mode: false
 YAML
 	start_nvwa
+}
+
+# write_config PIDS... : nvwa's config for the workloads (the pids and Redis), then the daemon.
+write_config() {
+	write_restore_config "$(flow_list "$@")" "[redis-test]" "${NVWA_TEST_RESTORE_NET:-false}"
 }
 
 # No nvwa drop-in may remain under /etc/systemd/system.
@@ -150,18 +160,5 @@ PY
 # write_services_config SERVICE... : like write_config, with only these services and no pids
 # (the "services" scenario); the daemon is started the same way.
 write_services_config() {
-	local s list=""
-	install_nvwa
-	for s in "$@"; do list+="  - $s"$'\n'; done
-	mkdir -p /etc/nvwa
-	cat >/etc/nvwa/nvwa-restore.yaml <<YAML
-pids: []
-services:
-${list%$'\n'}
-restore_net: false
-enable_quick_kexec: false
-enable_pin_memory: false
-enable_debug_mode: false
-YAML
-	start_nvwa
+	write_restore_config "[]" "$(flow_list "$@")"
 }

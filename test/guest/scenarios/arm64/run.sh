@@ -56,16 +56,7 @@ case $boot in
 	pid=$(cat "$W/counter.pid")
 	guest_result counter_pid "$pid"
 
-	mkdir -p /etc/nvwa
-	cat >/etc/nvwa/nvwa-restore.yaml <<YAML
-pids: [$pid]
-services: []
-restore_net: false
-enable_quick_kexec: false
-enable_pin_memory: false
-enable_debug_mode: false
-YAML
-	start_nvwa
+	write_restore_config "[$pid]" "[]"
 
 	# nvwa check runs its probes in this process: strace names the syscalls by the aarch64 table.
 	# Not -f: criu check (a child) ptraces processes itself, which fails under a tracer.

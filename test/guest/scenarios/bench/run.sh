@@ -67,16 +67,10 @@ verify_workload() {
 }
 
 case $((boot - WARM)) in
--1)
-	bench_mark warm-1
-	guest_kexec_load "$KVER_NEW"
-	sync
-	kexec -e
-	guest_fail "kexec -e returned"
-	;;
-0)
-	bench_mark warm-2
-	guest_kexec_load "$KVER_OLD"
+-1 | 0)
+	# Warm-up: to the new kernel, then back to the old one.
+	bench_mark "warm-$boot"
+	if ((boot == 1)); then guest_kexec_load "$KVER_NEW"; else guest_kexec_load "$KVER_OLD"; fi
 	sync
 	kexec -e
 	guest_fail "kexec -e returned"
@@ -98,17 +92,7 @@ case $((boot - WARM)) in
 	fi
 	guest_result workload "$WORKLOAD $SIZE"
 	guest_result rss_kib "$(awk '/VmRSS/ {print $2}' "/proc/$(target_pid)/status")"
-	install_nvwa
-	mkdir -p /etc/nvwa
-	cat >/etc/nvwa/nvwa-restore.yaml <<YAML
-pids: $pids
-services: $services
-restore_net: false
-enable_quick_kexec: false
-enable_pin_memory: false
-enable_debug_mode: false
-YAML
-	start_nvwa
+	write_restore_config "$pids" "$services"
 	# criu's first run after boot probes the kernel (seconds under TCG); nvwa's preflight runs
 	# it before anything is frozen, and so does this check, for both A and B alike.
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
