@@ -45,6 +45,20 @@ export function parseSerial(serial: string): SerialEvents {
   return ev;
 }
 
+/**
+ * Per boot (in order), the kernel timestamp (seconds since that boot's banner) at which systemd
+ * started nvwa.service, from `journalctl -o short-monotonic` of all boots; null where it did not.
+ */
+export function nvwaServiceStarts(journal: string): (number | null)[] {
+  const out: (number | null)[] = [];
+  for (const line of journal.split("\n")) {
+    if (/ kernel: Linux version /.test(line)) out.push(null);
+    const m = /^\[\s*(\d+\.\d+)\] \S+ systemd\[1\]: Starting nvwa\.service/.exec(line);
+    if (m !== null && out.length > 0 && out[out.length - 1] === null) out[out.length - 1] = Number(m[1]);
+  }
+  return out;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -99,7 +113,7 @@ function need<T>(v: T | undefined, what: string): T {
 type Mapper = (rtSeconds: number, boot: number) => number;
 
 /** One nvwa update: its dump in boot `from`'s clock, the daemon's start and restore in the next boot's. */
-function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: number, host: Mapper): NvwaFigures {
+function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: number, host: Mapper, serviceStart: number | null): NvwaFigures {
   const target = need(status.manifest.targets[0], "nvwa's target");
   const ms = (x: number | undefined, what: string): number => need(x, what) / 1000;
   const dumpStart = host(ms(target.timings.dump?.start, "dump start"), from);
@@ -114,7 +128,14 @@ function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: n
       ["dump", dumpEnd - dumpStart],
       ["commit and reboot call", kexec - dumpEnd],
       ["kexec → kernel", banner - kexec],
-      ["kernel → nvwa start", daemonStart - banner],
+      // Split where the journal says when systemd started the unit: the rest is the daemon's own
+      // start-up (loading the executable, Bun, reading config and manifest).
+      ...((serviceStart === null
+        ? [["kernel → nvwa start", daemonStart - banner]]
+        : [
+            ["kernel → systemd starts nvwa", serviceStart],
+            ["nvwa daemon start-up", daemonStart - banner - serviceStart],
+          ]) as [string, number][]),
       ["nvwa start → restore", restoreStart - daemonStart],
       ["restore", restoreEnd - restoreStart],
     ],
@@ -130,7 +151,7 @@ function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: n
  * (c_ready_rt, the cold path's ready time in the last boot's clock). After `warm` warm-up boots
  * (each ending in a kexec), the stages' boots are: old (A), new (A2), old (B), new (C), old.
  */
-export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStatus], results: Record<string, string>, warm = 0): SessionFigures {
+export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStatus], results: Record<string, string>, warm = 0, journal = ""): SessionFigures {
   const ev = parseSerial(serial);
   const off = bootOffsets(ev.marks);
   const host: Mapper = (rtSeconds, boot) => rtSeconds - need(off.get(boot), `clock offset of boot ${boot}`);
@@ -140,8 +161,10 @@ export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStat
   const banner = (stage: number): number => need(ev.banners[warm + stage - 1], `boot ${warm + stage} banner`);
   const mapStage: Mapper = (rt, stage) => host(rt, warm + stage);
 
-  const nvwa = nvwaFigures(statuses[0], 1, kexec(0), banner(2), mapStage);
-  const nvwaBack = nvwaFigures(statuses[1], 2, kexec(1), banner(3), mapStage);
+  const starts = nvwaServiceStarts(journal);
+  const started = (stage: number): number | null => starts[warm + stage - 1] ?? null;
+  const nvwa = nvwaFigures(statuses[0], 1, kexec(0), banner(2), mapStage, started(2));
+  const nvwaBack = nvwaFigures(statuses[1], 2, kexec(1), banner(3), mapStage, started(3));
 
   // B: by hand. All console markers: host stamps, no clock mapping needed.
   const bStart = mark("b-dump-start");

@@ -9,7 +9,7 @@
  * A workload named more than once gets a session each time it is named (times RUNS), its figures
  * pooled: "mem:64,redis:100000,mem:64,redis:100000" interleaves sessions so drift spreads evenly.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type BenchStatus, type SessionFigures, sessionFigures } from "./guest-timeline.ts";
 import { median } from "./stats.ts";
@@ -37,6 +37,56 @@ const WARM_BOOTS = 2;
 
 const label = (w: Workload): string => (w.kind === "mem" ? `process, ${w.size} MiB dirty` : `Redis, ${w.size.toLocaleString("en")} keys`);
 const s2 = (x: number): string => x.toFixed(2);
+
+/** The figures of one finished bench session, from its run directory. */
+function figuresOf(runDir: string, results: Record<string, string>): SessionFigures {
+  const serial = readFileSync(join(runDir, "serial.log"), "utf8");
+  const status = (n: number): BenchStatus => JSON.parse(readFileSync(join(runDir, `results/nvwa-status-${n}.json`), "utf8")) as BenchStatus;
+  const journalPath = join(runDir, "results/journal.txt");
+  const journal = existsSync(journalPath) ? readFileSync(journalPath, "utf8") : "";
+  return sessionFigures(serial, [status(1), status(2)], results, WARM_BOOTS, journal);
+}
+
+function resultEnv(runDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(join(runDir, "results/result.env"), "utf8").split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+/**
+ * The report again from finished sessions' run directories (/tmp/nvwa-guest-bench-*), without
+ * running anything: `bun test/bench/guest.ts --from DIR...`. Sessions that did not pass are skipped.
+ */
+export function guestReportFromRuns(dirs: string[]): string[] {
+  const byLabel = new Map<string, Workload>();
+  const workloads: Workload[] = [];
+  const results = new Map<Workload, SessionFigures[]>();
+  const failures: string[] = [];
+  for (const dir of dirs) {
+    try {
+      if (readFileSync(join(dir, "results/status"), "utf8").trim() !== "0") throw new Error("the session did not pass");
+      const env = resultEnv(dir);
+      const [kind, size] = (env.workload ?? "").split(" ");
+      const key = `${kind}:${size}`;
+      let w = byLabel.get(key);
+      if (w === undefined) {
+        [w] = parseWorkloads(key);
+        if (w === undefined) throw new Error(`no workload in ${dir}`);
+        byLabel.set(key, w);
+        workloads.push(w);
+      }
+      results.set(w, [...(results.get(w) ?? []), figuresOf(dir, env)]);
+    } catch (e) {
+      failures.push(`${dir}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return report(workloads, results, 1, failures);
+}
+
+if (import.meta.main && process.argv[2] === "--from") console.log(guestReportFromRuns(process.argv.slice(3)).join("\n"));
 
 export async function guestBench(): Promise<string[]> {
   const { ROOT, runScenario, failureReport } = await import("../guest/scenarios.ts");
@@ -68,9 +118,7 @@ export async function guestBench(): Promise<string[]> {
         continue;
       }
       try {
-        const serial = readFileSync(join(r.out, "serial.log"), "utf8");
-        const status = (n: number): BenchStatus => JSON.parse(readFileSync(join(r.out, `results/nvwa-status-${n}.json`), "utf8")) as BenchStatus;
-        const f = sessionFigures(serial, [status(1), status(2)], r.results, WARM_BOOTS);
+        const f = figuresOf(r.out, r.results);
         results.set(w, [...(results.get(w) ?? []), f]);
         process.stderr.write(`bench ${label(w)} run ${i + 1}: nvwa ${s2(f.nvwa.downtime)} s (back ${s2(f.nvwaBack.downtime)} s), by hand ${s2(f.byHand.downtime)} s, cold ${s2(f.cold.downtime)} s\n`);
       } catch (e) {

@@ -3,7 +3,7 @@
  * phases that add up to each mode's downtime, on a hand-made session whose true figures are known.
  */
 import { describe, expect, test } from "bun:test";
-import { type BenchStatus, bootOffsets, parseSerial, sessionFigures, TimelineError } from "../bench/guest-timeline.ts";
+import { type BenchStatus, bootOffsets, nvwaServiceStarts, parseSerial, sessionFigures, TimelineError } from "../bench/guest-timeline.ts";
 
 // Host stamps (s) and each boot's guest wall clock: boot 1 = host + 1000, boot 2 = host + 1000.6,
 // boot 3 = host + 999.8, boot 4 = host + 1000.3, boot 5 = host + 1000.1 (the RTC's whole seconds).
@@ -73,6 +73,22 @@ describe("bench timeline", () => {
     expect(withWarm.nvwa.downtime).toBeCloseTo(plain.nvwa.downtime, 6);
     expect(withWarm.byHand.phases).toEqual(plain.byHand.phases);
     expect(withWarm.cold.downtime).toBeCloseTo(plain.cold.downtime, 6);
+  });
+
+  test("the journal splits nvwa's start into systemd's part and the daemon's own start-up", () => {
+    const journal = [
+      "[    0.000000] guest kernel: Linux version 6.1.0 (debian) #1",
+      "[    5.000000] guest systemd[1]: Starting nvwa.service - nvwa kernel hot-upgrade daemon...",
+      "[    0.000000] guest kernel: Linux version 6.12.0 (debian) #1",
+      "[    7.500000] guest systemd[1]: Starting nvwa.service - nvwa kernel hot-upgrade daemon...",
+      "[    0.000000] guest kernel: Linux version 6.1.0 (debian) #1",
+    ].join("\n");
+    expect(nvwaServiceStarts(journal)).toEqual([5, 7.5, null]);
+    // Boot 2's banner is at host 31 and its daemon's boot-restore starts at host 42: 7.5 + 3.5.
+    const f = sessionFigures(serial, statuses, { c_ready_rt: "1125.100000" }, 0, journal);
+    expect(Object.fromEntries(f.nvwa.phases)["kernel → systemd starts nvwa"]).toBe(7.5);
+    expect(Object.fromEntries(f.nvwa.phases)["nvwa daemon start-up"]).toBeCloseTo(3.5, 6);
+    expect(f.nvwa.phases.reduce((a, [, x]) => a + x, 0)).toBeCloseTo(f.nvwa.downtime, 6);
   });
 
   test("a missing marker is named, not turned into NaN", () => {
