@@ -9,6 +9,7 @@ import { ExitCode, isNvwaError, toNvwaError } from "../errors.ts";
 import { runPreflight } from "../update/preflight-run.ts";
 import type { ProbeOptions } from "../update/facts.ts";
 import { fail, ok, warn, type Check } from "../update/preflight-types.ts";
+import { ARGS } from "./arg-defs.ts";
 
 const LABEL: Record<Check["status"], string> = { ok: "ok", warn: "WARN", fail: "FAIL" };
 
@@ -101,12 +102,7 @@ export async function runCheck(o: CheckOptions, deps: CheckDeps = {}): Promise<E
 
 export const command = defineCommand({
   meta: { name: "check", description: "run every preflight check without changing anything" },
-  args: {
-    version: { type: "positional", required: false, description: "kernel version to check loading (as `uname -r` prints it)" },
-    json: { type: "boolean", description: "print { ok, checks } as JSON" },
-    rehearse: { type: "boolean", description: "also checkpoint and resume each target" },
-    "config-dir": { type: "string", description: "directory with nvwa-restore.yaml and nvwa-server.yaml" },
-  },
+  args: ARGS.check,
   run({ args }) {
     const version = typeof args.version === "string" && args.version !== "" ? args.version : undefined;
     const configDir = typeof args["config-dir"] === "string" ? args["config-dir"] : undefined;

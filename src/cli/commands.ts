@@ -1,8 +1,11 @@
 /**
  * The command table. Modules load lazily so `nvwa --help` and `nvwa status` do not pay for
- * the D-Bus, netlink and criu code they never touch.
+ * the D-Bus, netlink and criu code they never touch, and a command line is parsed (and a
+ * usage error reported) before its command's module is loaded at all. This module and what it
+ * imports stay free of yaml, valibot, consola, node:fs and bun:ffi: they are on every start.
  */
 import type { ArgsDef, CommandDef } from "citty";
+import { ARGS, type CommandName } from "./arg-defs.ts";
 import { parseStrict } from "./args.ts";
 
 /** What the dispatcher needs of a command: a way to run it with its raw arguments. */
@@ -10,15 +13,19 @@ export interface CommandModule {
   run(rawArgs: string[]): Promise<unknown>;
 }
 
-/** Each command file exports a citty-style command; its run() may return an ExitCode. */
-function wrap<T extends ArgsDef>(c: CommandDef<T>, name: string): CommandModule {
-  return {
+/**
+ * Each command file exports a citty-style command (its args are ARGS[name]); its run() may
+ * return an ExitCode. The arguments are checked first; the module is imported only for a
+ * command line that is going to run.
+ */
+function lazy<T extends ArgsDef>(name: CommandName, def: T, importer: () => Promise<{ command: CommandDef<T> }>): () => Promise<CommandModule> {
+  return async () => ({
     async run(rawArgs) {
-      const def = (typeof c.args === "function" ? await c.args() : await c.args) ?? ({} as T);
       const args = parseStrict(name, def, rawArgs);
+      const c = (await importer()).command;
       return c.run?.({ rawArgs, args, cmd: c, data: undefined });
     },
-  };
+  });
 }
 
 export interface CommandEntry {
@@ -43,7 +50,7 @@ export const COMMANDS: CommandEntry[] = [
       ["--fast", "jump with reboot(KEXEC) right after sync, without systemd's orderly shutdown"],
       ...COMMON,
     ],
-    load: async () => wrap((await import("./update.ts")).command, "update"),
+    load: lazy("update", ARGS.update, () => import("./update.ts")),
   },
   {
     name: "check",
@@ -54,28 +61,28 @@ export const COMMANDS: CommandEntry[] = [
       ["--rehearse", "checkpoint each target and resume it at once, reporting freeze time and image size"],
       ...COMMON,
     ],
-    load: async () => wrap((await import("./check.ts")).command, "check"),
+    load: lazy("check", ARGS.check, () => import("./check.ts")),
   },
   {
     name: "status",
     usage: "nvwa status [--json]",
     summary: "show the last update: kernels, each target's phase, timings and errors",
     options: [["--json", "print the manifest as JSON"], ...COMMON],
-    load: async () => wrap((await import("./status.ts")).command, "status"),
+    load: lazy("status", ARGS.status, () => import("./status.ts")),
   },
   {
     name: "init",
     usage: "nvwa init [--force]",
     summary: "wipe saved state: images, manifest, nvwa's systemd drop-ins, a loaded kernel",
     options: [["--force", "also discard images of processes still waiting for their restore"], ...COMMON],
-    load: async () => wrap((await import("./init.ts")).command, "init"),
+    load: lazy("init", ARGS.init, () => import("./init.ts")),
   },
   {
     name: "server",
     usage: "nvwa server",
     summary: "run the daemon (started by nvwa.service; restores after a jump, performs updates)",
     options: COMMON,
-    load: async () => wrap((await import("./server.ts")).command, "server"),
+    load: lazy("server", ARGS.server, () => import("./server.ts")),
   },
   {
     name: "restore",
@@ -83,14 +90,14 @@ export const COMMANDS: CommandEntry[] = [
     summary: "restore one service (used by nvwa's drop-in as the unit's ExecStart after a jump)",
     options: COMMON,
     hidden: true,
-    load: async () => wrap((await import("./restore.ts")).command, "restore"),
+    load: lazy("restore", ARGS.restore, () => import("./restore.ts")),
   },
   {
     name: "help",
     usage: "nvwa help [command]",
     summary: "show this help, or a command's",
     options: [],
-    load: async () => wrap((await import("./help.ts")).command, "help"),
+    load: lazy("help", ARGS.help, () => import("./help.ts")),
   },
 ];
 

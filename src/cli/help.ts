@@ -1,6 +1,8 @@
 import { defineCommand } from "./define.ts";
 import { ExitCode, NvwaError } from "../errors.ts";
 import { COMMANDS, findCommand } from "./commands.ts";
+import { ARGS } from "./arg-defs.ts";
+import { writeOut } from "./output.ts";
 
 const VERSION = process.env.NVWA_BUILD_VERSION ?? "0.1.0";
 
@@ -56,9 +58,9 @@ export function versionText(): string {
 
 export const command = defineCommand({
   meta: { name: "help" },
-  args: { command: { type: "positional", required: false, description: "command to describe" } },
-  run({ args }) {
-    process.stdout.write(args.command ? commandHelp(args.command) : mainHelp());
+  args: ARGS.help,
+  async run({ args }) {
+    await writeOut(args.command ? commandHelp(args.command) : mainHelp());
     return ExitCode.ok;
   },
 });

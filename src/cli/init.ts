@@ -19,6 +19,7 @@ import { removeAllNvwaDropins } from "../systemd/dropins.ts";
 import { LOCK_TABLE } from "../net/nft.ts";
 import { removeTcpLock } from "../net/tcp-lock.ts";
 import { SystemdManager } from "../systemd/manager.ts";
+import { ARGS } from "./arg-defs.ts";
 
 const PENDING = ["committed", "jumping", "restoring"];
 
@@ -38,7 +39,7 @@ function isOurs(dir: string, name: string): boolean {
 
 export const command = defineCommand({
   meta: { name: "init" },
-  args: { force: { type: "boolean" }, "config-dir": { type: "string" } },
+  args: ARGS.init,
   async run({ args }) {
     const config = loadConfig(resolveConfigDir(args["config-dir"]));
     const { criuDir, systemdEtc, kexecExe } = config.server;

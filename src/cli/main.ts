@@ -6,6 +6,7 @@ import { ExitCode, NvwaError } from "../errors.ts";
 import { COMMANDS, findCommand } from "./commands.ts";
 import { commandHelp, mainHelp, versionText } from "./help.ts";
 import { printError } from "./render.ts";
+import { writeOut } from "./output.ts";
 import { suggestKey } from "../config/suggest.ts";
 
 /** Global options may stand before the command; they are moved behind it or consumed here. */
@@ -49,11 +50,11 @@ export async function main(argv: string[]): Promise<ExitCode> {
   try {
     const { command, rest, help, version } = splitGlobal(argv);
     if (version) {
-      process.stdout.write(versionText());
+      await writeOut(versionText());
       return ExitCode.ok;
     }
     if (command === undefined || command === "help" && rest.length === 0) {
-      process.stdout.write(mainHelp());
+      await writeOut(mainHelp());
       return help || command === "help" ? ExitCode.ok : ExitCode.usage;
     }
     const entry = findCommand(command);
@@ -65,13 +66,13 @@ export async function main(argv: string[]): Promise<ExitCode> {
       });
     }
     if (help) {
-      process.stdout.write(commandHelp(entry.name));
+      await writeOut(commandHelp(entry.name));
       return ExitCode.ok;
     }
     const mod = await entry.load();
     const result = await mod.run(rest);
     return typeof result === "number" ? (result as ExitCode) : ExitCode.ok;
   } catch (e) {
-    return printError(e);
+    return await printError(e);
   }
 }

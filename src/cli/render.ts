@@ -3,6 +3,7 @@
  * (Set NVWA_DEBUG=1 to see the stack of an internal error.)
  */
 import { ExitCode, toNvwaError } from "../errors.ts";
+import { writeErr } from "./output.ts";
 
 export function renderError(e: unknown): { line: string; exitCode: ExitCode } {
   const err = toNvwaError(e);
@@ -10,9 +11,13 @@ export function renderError(e: unknown): { line: string; exitCode: ExitCode } {
   return { line: `nvwa: ${err.message}${hint} [${err.code}]`, exitCode: err.exitCode };
 }
 
-export function printError(e: unknown): ExitCode {
+export async function printError(e: unknown): Promise<ExitCode> {
   const { line, exitCode } = renderError(e);
-  process.stderr.write(`${line}\n`);
-  if (process.env.NVWA_DEBUG === "1" && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  const stack = process.env.NVWA_DEBUG === "1" && e instanceof Error && e.stack ? `${e.stack}\n` : "";
+  try {
+    await writeErr(`${line}\n${stack}`);
+  } catch {
+    // stderr itself is broken (a full disk behind 2>file): the exit code still says it failed.
+  }
   return exitCode;
 }

@@ -9,7 +9,6 @@ import { loadConfig, resolveConfigDir } from "../config/load.ts";
 import { ExitCode, toNvwaError } from "../errors.ts";
 import { log } from "../log.ts";
 import { fanOut } from "../daemon/events.ts";
-import { DEFAULT_SOCKET_PATH } from "../daemon/protocol.ts";
 import { handleRestoreRequest, recoverAtStart, restoreWindow } from "../daemon/recover.ts";
 import { startServer } from "../daemon/server.ts";
 import { performUpdate } from "../daemon/updater.ts";
@@ -18,14 +17,14 @@ import { readManifestIfAny } from "../state/manifest-file.ts";
 import { notify } from "../systemd/notify.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import { summarise } from "../update/summary.ts";
+import { ARGS } from "./arg-defs.ts";
+import { socketPath } from "./socket.ts";
 
-export function socketPath(): string {
-  return process.env.NVWA_SOCKET ?? DEFAULT_SOCKET_PATH;
-}
+export { socketPath };
 
 export const command = defineCommand({
   meta: { name: "server" },
-  args: { "config-dir": { type: "string" } },
+  args: ARGS.server,
   async run({ args }) {
     const configDir = resolveConfigDir(args["config-dir"]);
     const config = loadConfig(configDir);

@@ -4,7 +4,9 @@ import { ExitCode } from "../errors.ts";
 import { log } from "../log.ts";
 import { request } from "../daemon/client.ts";
 import type { ProgressEvent } from "../daemon/protocol.ts";
-import { socketPath } from "./server.ts";
+import { socketPath } from "./socket.ts";
+import { ARGS } from "./arg-defs.ts";
+import { writeOut } from "./output.ts";
 
 const words = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(/\s+/).filter((w) => w !== ""));
 
@@ -24,13 +26,7 @@ function show(e: ProgressEvent): void {
  */
 export const command = defineCommand({
   meta: { name: "update" },
-  args: {
-    version: { type: "positional", required: true, description: "kernel version" },
-    append: { type: "string" },
-    remove: { type: "string" },
-    fast: { type: "boolean" },
-    "config-dir": { type: "string" },
-  },
+  args: ARGS.update,
   async run({ args }) {
     // A bad kernel name is refused here, before the daemon is even asked.
     const version = assertRelease(args.version);
@@ -43,8 +39,8 @@ export const command = defineCommand({
       ...(remove ? { cmdlineRemove: remove } : {}),
     }, show)) as { kernel?: { from: string; to: string; loader: string }; timings?: { step: string; ms: number }[] };
     const timings = (result.timings ?? []).map((t) => `${t.step} ${t.ms} ms`).join(", ");
-    process.stdout.write(`jumping ${result.kernel?.from ?? "?"} → ${result.kernel?.to ?? version}; the targets come back once it boots (\`nvwa status\`)\n`);
-    if (timings) process.stdout.write(`phases: ${timings}\n`);
+    await writeOut(`jumping ${result.kernel?.from ?? "?"} → ${result.kernel?.to ?? version}; the targets come back once it boots (\`nvwa status\`)\n`);
+    if (timings) await writeOut(`phases: ${timings}\n`);
     return ExitCode.ok;
   },
 });
