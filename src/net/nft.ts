@@ -18,7 +18,7 @@ export const LOCK_TABLE = "nvwa-tcp-lock";
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFNL_MSG_BATCH_BEGIN = 0x10; // NLMSG_MIN_TYPE
 const NFNL_MSG_BATCH_END = 0x11;
-const NFT_MSG = { NEWTABLE: 0, DELTABLE: 2, NEWCHAIN: 3, NEWRULE: 6 } as const;
+const NFT_MSG = { NEWTABLE: 0, GETTABLE: 1, DELTABLE: 2, NEWCHAIN: 3, NEWRULE: 6 } as const;
 const NFPROTO = { INET: 1, IPV4: 2, IPV6: 10 } as const;
 const NF_INET_HOOK = { LOCAL_IN: 1, LOCAL_OUT: 3 } as const;
 const NLM_F = { REQUEST: 0x1, ACK: 0x4, CREATE: 0x400, APPEND: 0x800 } as const;
@@ -197,7 +197,15 @@ export function lockBatch(tuples: readonly TcpTuple[], firstSeq = 1): Batch {
   return batch(msgs, firstSeq);
 }
 
-/** Removes nvwa's lock table (with its chains and rules). */
-export function unlockBatch(firstSeq = 1): Batch {
-  return batch([tableMsg(NFT_MSG.DELTABLE, 0)], firstSeq);
+/** Removes nvwa's lock table, or another inet table by name, with its chains and rules. */
+export function unlockBatch(firstSeq = 1, table = LOCK_TABLE): Batch {
+  return batch([{ ...tableMsg(NFT_MSG.DELTABLE, 0), attrs: [{ type: A.TABLE_NAME, value: str(table) }] }], firstSeq);
+}
+
+/** A single (unbatched) request for table `inet <name>`: answered with the table or ENOENT. */
+export function getTableRequest(name: string, seq = 1): Uint8Array {
+  return encodeMessage(
+    { type: ntMsg(NFT_MSG.GETTABLE), flags: NLM_F.REQUEST | NLM_F.ACK, seq },
+    new Uint8Array([...nfgen(NFPROTO.INET), ...encodeAttrs([{ type: A.TABLE_NAME, value: str(name) }])]),
+  );
 }

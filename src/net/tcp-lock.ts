@@ -13,7 +13,7 @@ import { errnoName } from "../../ffi/errno.ts";
 import { NvwaError } from "../errors.ts";
 import { decodeError, decodeMessages } from "./codec.ts";
 import { NLMSG } from "./constants.ts";
-import { type Batch, LOCK_TABLE, lockBatch, NETLINK_NETFILTER, unlockBatch } from "./nft.ts";
+import { type Batch, getTableRequest, LOCK_TABLE, lockBatch, NETLINK_NETFILTER, unlockBatch } from "./nft.ts";
 import type { TcpTuple } from "./tcp-conns.ts";
 
 const ENOENT = 2;
@@ -56,5 +56,30 @@ export function installTcpLock(tuples: readonly TcpTuple[]): void {
 
 /** Removes the lock; a lock that is not there is fine. Returns whether there was one. */
 export function removeTcpLock(): boolean {
-  return sendBatch(unlockBatch(), `removing the TCP lock (table inet ${LOCK_TABLE})`, [ENOENT]);
+  return removeInetTable(LOCK_TABLE);
+}
+
+/** Deletes table `inet <name>` (criu's own dump-time lock, see criu/inventory.ts); true if it was there. */
+export function removeInetTable(name: string): boolean {
+  return sendBatch(unlockBatch(1, name), `removing table inet ${name}`, [ENOENT]);
+}
+
+/** Whether table `inet <name>` exists. */
+export function inetTableExists(name: string): boolean {
+  const sock = openNetlink(NETLINK_NETFILTER);
+  try {
+    sock.send(getTableRequest(name, 1));
+    for (;;) {
+      for (const m of decodeMessages(sock.receive())) {
+        if (m.seq !== 1) continue;
+        if (m.type !== NLMSG.ERROR) return true; // the table itself; its ACK follows
+        const ack = decodeError(m);
+        if (ack.errno === ENOENT) return false;
+        if (ack.errno !== 0) throw new NvwaError("net.tcp-lock", `looking up table inet ${name}: ${errnoName(ack.errno)}`, { hint: "the kernel needs nf_tables" });
+        return true;
+      }
+    }
+  } finally {
+    sock.close();
+  }
 }

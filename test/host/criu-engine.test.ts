@@ -7,7 +7,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isNvwaError, type NvwaError } from "../../src/errors.ts";
-import { checkpoint, commitCheckpoint } from "../../src/criu/checkpoint.ts";
+import { checkpoint, commitCheckpoint, rollbackCheckpoint } from "../../src/criu/checkpoint.ts";
+import { criuLockTable, dumpRunId } from "../../src/criu/inventory.ts";
+import { inetTableExists } from "../../src/net/tcp-lock.ts";
 import type { EngineEvent } from "../../src/criu/events.ts";
 import { gatherCheckpointFacts } from "../../src/criu/facts.ts";
 import { planCheckpoint } from "../../src/criu/plan.ts";
@@ -178,6 +180,21 @@ describe("rollback", () => {
     expect(m.error?.code).toBe("checkpoint.dump-failed");
     expect(m.targets.map((t) => t.phase)).toEqual(["resumed", "dump-failed", "planned"]);
     expect(imageFiles(join(dir, String(a.pid)))).toEqual([]);
+  });
+
+  test("a tree resumed after its dump leaves no criu lock table behind (it used to, one per rehearsal)", async () => {
+    expect(caps.networkLock).toBe("nftables");
+    const w = await work.start("counter");
+    await countsPast(w, "count", 2);
+    const dir = criuDir();
+    const r = await checkpoint(planCheckpoint(config(dir, criu, { pids: [w.pid] }), gatherCheckpointFacts(caps)));
+    const runId = dumpRunId(readFileSync(join(dir, String(w.pid), "inventory.img")));
+    expect(runId).toMatch(/^[0-9a-f-]{36}$/);
+    const table = criuLockTable(runId, w.pid);
+    expect(inetTableExists(table)).toBe(true); // criu's own, left by --leave-stopped
+    await rollbackCheckpoint(r.manifest);
+    expect(inetTableExists(table)).toBe(false);
+    await countsPast(w, "count", (w.num("count") ?? 0) + 1);
   });
 
   test("5. a target that exits before its dump is reported by name; the others run on", async () => {

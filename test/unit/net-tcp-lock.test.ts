@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { decodeMessages } from "../../src/net/codec.ts";
 import { lockBatch, unlockBatch } from "../../src/net/nft.ts";
 import { parseProcAddress, parseProcNetTcp, treeConnections } from "../../src/net/tcp-conns.ts";
+import { criuLockTable, dumpRunId } from "../../src/criu/inventory.ts";
 
 const HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
 // 10.0.2.15:6379 <- 10.0.2.2:46536 established (inode 111), a listener (112), a TIME_WAIT (0).
@@ -59,5 +60,27 @@ describe("the nf_tables batch", () => {
 
   test("the unlock deletes the table alone", () => {
     expect(decodeMessages(unlockBatch().bytes).map((m) => m.type)).toEqual([0x10, (10 << 8) | 2, 0x11]);
+  });
+});
+
+describe("criu's own lock table", () => {
+  test("named after the dump's run id (cut to 21 characters), or the root pid for older criu", () => {
+    expect(criuLockTable("0123456789abcdef-0123-4567-89ab-cdef01234567", 42)).toBe("CRIU-0123456789abcdef-0123");
+    expect(criuLockTable(null, 42)).toBe("CRIU-42");
+  });
+
+  test("the run id is field 13 of inventory.img's entry; anything unreadable is null", () => {
+    const id = "6d3b1a2c-0000-4000-8000-000000000001";
+    // magic, magic, u32 length, then: field 1 varint 2, field 13 string (tag 0x6a)
+    const pb = new Uint8Array([0x08, 0x02, 0x6a, id.length, ...new TextEncoder().encode(id)]);
+    const img = new Uint8Array(12 + pb.length);
+    const v = new DataView(img.buffer);
+    v.setUint32(0, 0x55105940, true);
+    v.setUint32(4, 0x58313116, true);
+    v.setUint32(8, pb.length, true);
+    img.set(pb, 12);
+    expect(dumpRunId(img)).toBe(id);
+    expect(dumpRunId(img.subarray(0, 20))).toBeNull();
+    expect(dumpRunId(new Uint8Array(3))).toBeNull();
   });
 });
