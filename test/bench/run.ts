@@ -17,6 +17,7 @@ import { compileTo, TARGETS } from "../../build/compile.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { newManifest, type Manifest, type Target } from "../../src/state/manifest.ts";
 import { writeManifest } from "../../src/state/manifest-file.ts";
+import type { LockCost } from "../host/measure-criu.ts";
 import { median } from "./stats.ts";
 
 const root = join(import.meta.dir, "../..");
@@ -178,16 +179,6 @@ async function hostBench(): Promise<string[]> {
   return lines;
 }
 
-interface LockCost {
-  runs: number;
-  criuVersion: string;
-  networkLock: string;
-  leftoverTables: number | null;
-  withLockDumpMs: number;
-  withLockFrozenMs: number;
-  withoutLockDumpMs: number;
-  withoutLockFrozenMs: number;
-}
 
 interface CriuResult {
   netns: string;

@@ -383,7 +383,7 @@ function criuVersion(criu: string): string {
   return Bun.spawnSync([criu, "--version"]).stdout.toString().match(/Version: (\S+)/)?.[1] ?? "?";
 }
 
-interface LockCost {
+export interface LockCost {
   runs: number;
   criuVersion: string;
   /** What nvwa's plan passes: --network-lock nftables when criu supports it. */

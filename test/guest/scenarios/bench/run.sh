@@ -42,6 +42,18 @@ target_pid() {
 verified_more_than() { (($(grep -c '^verify' "$W/memhog.log" || true) > $1)); }
 redis_test_active() { [[ $(systemctl show -p ActiveState --value redis-test.service) == active ]]; }
 
+# nvwa_update VERSION MODE: `nvwa check` first (outside the timed window), then the fast update,
+# whose jump ends this boot; MODE (a, a2) names the markers and files.
+nvwa_update() {
+	nvwa check "$1" >"$NVWA_RESULTS/check-$2.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check-$2.txt")"
+	sync
+	bench_mark "$2-update"
+	if ! nvwa update --fast "$1" >"$NVWA_RESULTS/update-$2.txt" 2>&1; then
+		guest_fail "nvwa update to $1 failed: $(tail -5 "$NVWA_RESULTS/update-$2.txt")"
+	fi
+	exit 75
+}
+
 # nvwa_restored N: wait for the boot-side restore of update N, keep its status, check the workload.
 nvwa_restored() {
 	local phase
@@ -95,25 +107,13 @@ case $((boot - WARM)) in
 	write_restore_config "$pids" "$services"
 	# criu's first run after boot probes the kernel (seconds under TCG); nvwa's preflight runs
 	# it before anything is frozen, and so does this check, for both A and B alike.
-	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
-	sync
-	bench_mark a-update
-	if ! nvwa update --fast "$KVER_NEW" >"$NVWA_RESULTS/update.txt" 2>&1; then
-		guest_fail "nvwa update failed: $(tail -5 "$NVWA_RESULTS/update.txt")"
-	fi
-	exit 75
+	nvwa_update "$KVER_NEW" a
 	;;
 2)
 	bench_mark a-boot2-runner
 	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot $boot runs $(uname -r), expected $KVER_NEW"
 	nvwa_restored 1
-	nvwa check "$KVER_OLD" >"$NVWA_RESULTS/check2.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check2.txt")"
-	sync
-	bench_mark a2-update
-	if ! nvwa update --fast "$KVER_OLD" >"$NVWA_RESULTS/update2.txt" 2>&1; then
-		guest_fail "nvwa update back failed: $(tail -5 "$NVWA_RESULTS/update2.txt")"
-	fi
-	exit 75
+	nvwa_update "$KVER_OLD" a2
 	;;
 3)
 	bench_mark a2-boot3-runner
