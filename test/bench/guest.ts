@@ -11,6 +11,7 @@
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { failureReport, readEnv, ROOT, runScenario } from "../guest/scenarios.ts";
 import { type BenchStatus, type SessionFigures, sessionFigures } from "./guest-timeline.ts";
 import { median } from "./stats.ts";
 
@@ -47,15 +48,6 @@ function figuresOf(runDir: string, results: Record<string, string>): SessionFigu
   return sessionFigures(serial, [status(1), status(2)], results, WARM_BOOTS, journal);
 }
 
-function resultEnv(runDir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of readFileSync(join(runDir, "results/result.env"), "utf8").split("\n")) {
-    const i = line.indexOf("=");
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}
-
 /**
  * The report again from finished sessions' run directories (/tmp/nvwa-guest-bench-*), without
  * running anything: `bun test/bench/guest.ts --from DIR...`. Sessions that did not pass are skipped.
@@ -68,7 +60,7 @@ export function guestReportFromRuns(dirs: string[]): string[] {
   for (const dir of dirs) {
     try {
       if (readFileSync(join(dir, "results/status"), "utf8").trim() !== "0") throw new Error("the session did not pass");
-      const env = resultEnv(dir);
+      const env = readEnv(join(dir, "results/result.env"));
       const [kind, size] = (env.workload ?? "").split(" ");
       const key = `${kind}:${size}`;
       let w = byLabel.get(key);
@@ -89,7 +81,6 @@ export function guestReportFromRuns(dirs: string[]): string[] {
 if (import.meta.main && process.argv[2] === "--from") console.log(guestReportFromRuns(process.argv.slice(3)).join("\n"));
 
 export async function guestBench(): Promise<string[]> {
-  const { ROOT, runScenario, failureReport } = await import("../guest/scenarios.ts");
   const workloads = parseWorkloads(process.env.NVWA_BENCH_WORKLOADS ?? "mem:64,mem:256,mem:1024,redis:100000,redis:1000000");
   const runs = Number(process.env.NVWA_BENCH_GUEST_RUNS ?? "3");
   const build = Bun.spawnSync([process.execPath, "run", "build/compile.ts", "x64"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });

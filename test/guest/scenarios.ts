@@ -93,7 +93,8 @@ export async function ensureGuestRepo(arch: GuestArch = "x64"): Promise<number> 
   return s.total;
 }
 
-function readEnv(path: string): Record<string, string> {
+/** KEY=VALUE lines (result.env, kernels.env, scenario.conf); a missing file is empty. */
+export function readEnv(path: string): Record<string, string> {
   if (!existsSync(path)) return {};
   const out: Record<string, string> = {};
   for (const line of readFileSync(path, "utf8").split("\n")) {
