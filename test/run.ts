@@ -8,6 +8,7 @@
  *   bun test/run.ts demo       the README's main job (the upgrade scenario, with a summary)
  */
 import { join } from "node:path";
+import { counts, failureBlocks } from "./run-output.ts";
 
 const root = join(import.meta.dir, "..");
 const bun = process.execPath;
@@ -34,30 +35,6 @@ async function runStreaming(cmd: string[], env: Record<string, string> = {}): Pr
   };
   await Promise.all([pump(proc.stdout, process.stdout), pump(proc.stderr, process.stderr)]);
   return { code: await proc.exited, output };
-}
-
-/** bun test prints " 12 pass" and " 0 fail" lines at the end of its summary. */
-function counts(output: string): { passed: number; failed: number } {
-  const pass = [...output.matchAll(/^\s*(\d+) pass$/gm)].map((m) => Number(m[1]));
-  const fail = [...output.matchAll(/^\s*(\d+) fail$/gm)].map((m) => Number(m[1]));
-  return { passed: pass.at(-1) ?? 0, failed: fail.at(-1) ?? 0 };
-}
-
-/**
- * bun prints a failed test's error above its "(fail) name" line. CI keeps only the end of a long
- * log, so the summary repeats each failure with up to 30 lines of its error.
- */
-function failureBlocks(output: string): string[] {
-  const lines = output.split("\n");
-  const blocks: string[] = [];
-  let from = 0;
-  lines.forEach((line, i) => {
-    if (/^\((pass|skip|todo)\) /.test(line)) from = i + 1;
-    if (!line.startsWith("(fail) ")) return;
-    blocks.push(lines.slice(Math.max(from, i - 30), i + 1).join("\n"));
-    from = i + 1;
-  });
-  return blocks;
 }
 
 async function bunTest(name: string, dir: string): Promise<StageResult> {
@@ -116,7 +93,7 @@ for (const n of names) {
   results.push(await stage());
 }
 
-for (const r of results) for (const f of r.failures) console.log(`\n=== failed in ${r.name}:\n${f}`);
+for (const r of results) for (const f of r.failures) console.log(`\n=== failed in ${r.name}: ${f}`);
 console.log("\n=== summary");
 for (const r of results) console.log(`${r.ok ? "ok  " : "FAIL"} ${r.name.padEnd(8)} ${r.passed} passed, ${r.failed} failed`);
 const passed = results.reduce((a, r) => a + r.passed, 0);

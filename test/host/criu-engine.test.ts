@@ -131,9 +131,13 @@ describe("checkpoint → commit → restore", () => {
     expect(lines).toEqual(lines.map((_, i) => i + 1));
   });
 
-  test("a shell job (session and group of the test runner) is dumped and restored with --shell-job", async () => {
+  test("a shell job (session and group of the shell that started it) is dumped and restored with --shell-job", async () => {
     const w = await work.startForeground("counter");
     await countsPast(w, "count", 2);
+    const me = readProc(w.pid);
+    expect(me?.sid).toBe(me?.ppid);
+    expect(me?.pgid).toBe(me?.ppid);
+    expect(me?.sid).not.toBe(w.pid);
     const dir = criuDir();
     const plan = planCheckpoint(config(dir, criu, { pids: [w.pid] }), gatherCheckpointFacts(caps));
     expect(plan.targets[0]?.shellJob).toBe(true);

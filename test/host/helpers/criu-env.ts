@@ -66,10 +66,21 @@ export class Workloads {
     return workload(pid, dir);
   }
 
-  /** A workload that stays in the test runner's session and process group: a shell job. */
+  /**
+   * A shell job: the workload stays in the session and process group of a shell that started it.
+   * The shell leads a session of its own (setsid) rather than sharing the test runner's, because
+   * the runner's session may belong to an ancestor pid namespace (CI runs in a sandbox), where
+   * /proc reports session 0 and criu refuses the tree whatever the flags.
+   */
   async startForeground(mode: string, ...args: string[]): Promise<Workload> {
     const dir = join(this.base, `${mode}-fg-${this.n++}`);
-    Bun.spawn([PYTHON, WORKLOAD, mode, dir, ...args, "--foreground"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    // `; :` keeps sh from exec'ing python: the shell must stay as the session and group leader.
+    const shell = Bun.spawn(["/usr/bin/setsid", "/bin/sh", "-c", '"$@"; :', "sh", PYTHON, WORKLOAD, mode, dir, ...args, "--foreground"], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    this.started.push(shell.pid);
     const pid = await waitFor(`pid file of ${mode}`, () => numFile(join(dir, "pid")));
     this.started.push(pid);
     return workload(pid, dir);
