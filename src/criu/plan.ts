@@ -163,6 +163,18 @@ export function planCheckpoint(config: NvwaConfig, facts: CheckpointFacts): Chec
       );
       continue;
     }
+    // /proc shows session 0 when the session leader lives in an ancestor pid namespace (a
+    // process started inside a container or sandbox without setsid). criu refuses such a tree
+    // even with --shell-job ("A session leader of N(N) is outside of its pid namespace").
+    const outside = tree.processes.find((pid) => facts.processes.get(pid)?.sid === 0);
+    if (outside !== undefined) {
+      problem(
+        "checkpoint.session-outside-pidns",
+        `${label}: the session leader of pid ${outside} is outside nvwa's pid namespace, and criu cannot dump such a tree`,
+        `start ${r.kind === "pid" ? "the process" : r.name} in a session of its own (setsid, or as a systemd service), or run nvwa in the pid namespace that holds its session leader`,
+      );
+      continue;
+    }
     const shellJob = needsShellJob(tree.processes, facts.processes);
     const imagesDir = join(criuDir, r.name);
     targets.push({

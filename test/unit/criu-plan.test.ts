@@ -132,6 +132,16 @@ describe("planCheckpoint", () => {
     expect(problemCodes(config([100, 100]))).toEqual(["checkpoint.duplicate-target"]);
   });
 
+  test("a tree whose session leader is in an ancestor pid namespace (session 0 in /proc) is refused by name", () => {
+    // As seen inside a sandbox started without setsid: criu would fail the dump itself.
+    const sandboxed = table(...procs.values(), proc(500, 1, { sid: 0, pgid: 0, comm: "sandboxed" }), proc(501, 500, { sid: 0, pgid: 0 }));
+    const plan = planCheckpoint(config([500]), facts({ processes: sandboxed }));
+    expect(plan.problems.map((p) => [p.code, p.target])).toEqual([["checkpoint.session-outside-pidns", "500"]]);
+    expect(plan.problems[0]?.message).toBe("pid 500: the session leader of pid 500 is outside nvwa's pid namespace, and criu cannot dump such a tree");
+    expect(plan.problems[0]?.hint).toContain("setsid");
+    expect(plan.targets).toEqual([]);
+  });
+
   test("a zombie is not running", () => {
     const z = table(...procs.values(), proc(500, 1, { state: "Z" }));
     expect(problemCodes(config([500]), facts({ processes: z }))).toEqual(["checkpoint.not-running"]);
