@@ -101,6 +101,8 @@ export interface SessionFigures {
   nvwaBack: NvwaFigures;
   byHand: ModeFigures;
   cold: ModeFigures;
+  /** The thrown-away criu dump before A (sessions from before it existed: null). */
+  warmDump: number | null;
 }
 
 export class TimelineError extends Error {}
@@ -187,9 +189,12 @@ export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStat
     ["kernel → workload ready", ready - banner(5)],
   ];
 
+  const warmStart = ev.marks.find((m) => m.name === "warm-dump-start");
+  const warmEnd = ev.marks.find((m) => m.name === "warm-dump-end");
   return {
     nvwa,
     nvwaBack,
+    warmDump: warmStart !== undefined && warmEnd !== undefined ? warmEnd.t - warmStart.t : null,
     byHand: { downtime: mark("b-restore-end") - bStart, phases: bPhases },
     cold: { downtime: ready - cStart, phases: cPhases },
   };

@@ -158,6 +158,8 @@ function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>,
       const cells = names.map((n, i) => `${n} ${s2(median(fs.map((x) => pick(x)[i]?.[1] ?? Number.NaN)))}`);
       lines.push(`- ${name}: ${cells.join(" · ")}`);
     }
+    const warm = fs.map((x) => x.warmDump).filter((x): x is number => x !== null);
+    if (warm.length > 0) lines.push(`- warm-up criu dump before A (not in any figure): ${s2(median(warm))}`);
     lines.push("");
   }
   if (failures.length > 0) lines.push("Sessions without figures:", "", ...failures.map((f) => `- ${f}`), "");

@@ -63,6 +63,16 @@ describe("bench timeline", () => {
     expect(sum(f.byHand.phases)).toBeCloseTo(11, 6);
     expect(f.cold.downtime).toBeCloseTo(15, 6); // 110 → 125
     expect(Object.fromEntries(f.cold.phases)["orderly shutdown"]).toBeCloseTo(5, 6);
+    expect(f.warmDump).toBeNull();
+  });
+
+  test("the warm-up dump before A is timed from its markers and changes no other figure", () => {
+    const marks = ["[  21.000] NVWA-GUEST boot=1 bench warm-dump-start rt=1021.000000", "[  23.250] NVWA-GUEST boot=1 bench warm-dump-end rt=1023.250000"];
+    const lines = serial.split("\n");
+    const withWarm = [...lines.slice(0, 2), ...marks, ...lines.slice(2)].join("\n");
+    const f = sessionFigures(withWarm, statuses, { c_ready_rt: "1125.100000" });
+    expect(f.warmDump).toBeCloseTo(2.25, 6);
+    expect(f.nvwa).toEqual(sessionFigures(serial, statuses, { c_ready_rt: "1125.100000" }).nvwa);
   });
 
   test("warm-up boots before the stages shift boots, kexecs and banners, not the figures", () => {
