@@ -39,12 +39,25 @@ const DEFAULT_JOB_TIMEOUT_MS = 120_000;
 const JOB_POLL_MS = 1_000;
 const FINISHED_JOBS_KEPT = 256;
 
+export interface SystemdConnectOptions {
+  privateSocket?: string;
+  busSocket?: string | null;
+  /** For connecting and authenticating. */
+  timeoutMs?: number;
+  /** For each method call's reply (default: D-Bus' 25 s). */
+  callTimeoutMs?: number;
+}
+
 export class SystemdManager {
   /** JobRemoved signals seen so far: a job can finish before its StartUnit reply is handled. */
   private readonly finished = new Map<string, JobOutcome>();
   private readonly waiters = new Map<string, (o: JobOutcome) => void>();
 
-  constructor(readonly conn: DBusConnection) {
+  constructor(
+    readonly conn: DBusConnection,
+    /** How long each method call may wait for its reply (default: D-Bus' 25 s). */
+    private readonly callTimeoutMs?: number,
+  ) {
     conn.onSignal((m) => this.onSignal(m));
   }
 
@@ -52,9 +65,9 @@ export class SystemdManager {
    * Connects to PID 1 (private socket, else the system bus). On the bus, systemd only emits
    * signals once a client called Subscribe; on the private socket it always does.
    */
-  static async connect(opts: { privateSocket?: string; busSocket?: string | null; timeoutMs?: number } = {}): Promise<SystemdManager> {
+  static async connect(opts: SystemdConnectOptions = {}): Promise<SystemdManager> {
     const conn = await connectSystemd(opts);
-    const mgr = new SystemdManager(conn);
+    const mgr = new SystemdManager(conn, opts.callTimeoutMs);
     if (conn.bus) {
       await conn.call({
         destination: "org.freedesktop.DBus",
@@ -106,7 +119,7 @@ export class SystemdManager {
       member,
       signature,
       body,
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...((timeoutMs ?? this.callTimeoutMs) === undefined ? {} : { timeoutMs: timeoutMs ?? this.callTimeoutMs }),
     });
     return reply.body;
   }
@@ -129,6 +142,7 @@ export class SystemdManager {
       member: "Get",
       signature: "ss",
       body: [iface, property],
+      ...(this.callTimeoutMs === undefined ? {} : { timeoutMs: this.callTimeoutMs }),
     });
     const v = unwrap(reply.body[0]);
     if (v === undefined) throw new NvwaError("dbus.unexpected-type", `Properties.Get(${iface}.${property}) on ${path} returned nothing`);

@@ -20,7 +20,8 @@ import { readKexecLoaded, readKexecLoadDisabled, readLockdown } from "../kexec/s
 import { parseIomem, type Iomem } from "../mem/iomem.ts";
 import { lockHolder } from "../state/lock.ts";
 import type { CriuCheckFacts, CriuDirFacts, Facts, KernelFacts, LockFacts, PidFacts } from "./facts-types.ts";
-import { SystemdManager } from "../systemd/manager.ts";
+import { log } from "../log.ts";
+import { SystemdManager, type SystemdConnectOptions } from "../systemd/manager.ts";
 import type { ServiceProperties } from "../systemd/units.ts";
 import { mergeWatchdogSettings, type SystemConfFile } from "./preflight-watchdog.ts";
 
@@ -316,15 +317,33 @@ function safeProbeFileLoad(): KexecFileLoadSupport {
   }
 }
 
-/** Unit properties of each service from PID 1 (private socket, else the system bus). */
-export async function probeServicesOverDbus(units: string[]): Promise<ServiceProperties[]> {
-  const mgr = await SystemdManager.connect({ timeoutMs: 5000 });
+/** How long preflight waits for each of PID 1's answers before asking again on a new connection. */
+const PROBE_CALL_TIMEOUT_MS = 10_000;
+
+/**
+ * Unit properties of each service from PID 1 (private socket, else the system bus). These are
+ * reads, so a call left unanswered is asked once more on a fresh connection. Seen once in the
+ * guest (services scenario, 2026-12-01): PID 1 left a LoadUnit on a new connection unanswered
+ * for 25 s, logging nothing, while the `nvwa check` seconds before had been answered at once;
+ * that failed the whole update before anything was frozen.
+ */
+export async function probeServicesOverDbus(units: string[], connect: SystemdConnectOptions = {}): Promise<ServiceProperties[]> {
+  const once = async (): Promise<ServiceProperties[]> => {
+    const mgr = await SystemdManager.connect({ timeoutMs: 5000, callTimeoutMs: PROBE_CALL_TIMEOUT_MS, ...connect });
+    try {
+      const out: ServiceProperties[] = [];
+      for (const u of units) out.push(await mgr.serviceProperties(u));
+      return out;
+    } finally {
+      mgr.close();
+    }
+  };
   try {
-    const out: ServiceProperties[] = [];
-    for (const u of units) out.push(await mgr.serviceProperties(u));
-    return out;
-  } finally {
-    mgr.close();
+    return await once();
+  } catch (e) {
+    if (!(isNvwaError(e) && (e.code === "dbus.timeout" || e.code === "dbus.disconnected"))) throw e;
+    log.warn(`systemd did not answer (${e.message}); asking again on a new connection`);
+    return await once();
   }
 }
 

@@ -16,6 +16,7 @@ import type { Subprocess } from "bun";
 import { connectSystemd, DBusConnection, DBusRemoteError, type ServedReply } from "../../src/systemd/dbus-conn.ts";
 import { MessageType, Variant, type DBusValue, type Message } from "../../src/systemd/dbus-wire.ts";
 import { SystemdManager } from "../../src/systemd/manager.ts";
+import { probeServicesOverDbus } from "../../src/update/facts.ts";
 import { MANAGER_IFACE, MANAGER_PATH, unitObjectPath } from "../../src/systemd/units.ts";
 import { NvwaError } from "../../src/errors.ts";
 
@@ -221,7 +222,7 @@ describe("a real dbus-daemon", () => {
 });
 
 /** Plays the parts of org.freedesktop.systemd1 that nvwa uses (see the file comment for why). */
-async function standInSystemd(opts: { jobRemovedSignal: boolean }) {
+async function standInSystemd(opts: { jobRemovedSignal: boolean; unansweredLoadUnits?: number }) {
   const conn = await connect();
   const calls: string[] = [];
   let jobId = 0;
@@ -248,8 +249,14 @@ async function standInSystemd(opts: { jobRemovedSignal: boolean }) {
       },
     ],
   ]);
-  conn.onMethodCall((m): ServedReply => {
+  let unanswered = opts.unansweredLoadUnits ?? 0;
+  conn.onMethodCall((m): ServedReply | Promise<ServedReply> => {
     calls.push(`${m.member}(${m.body.map((b) => String(b)).join(",")})`);
+    // A call PID 1 leaves unanswered (seen once in the guest): the reply never comes.
+    if (m.member === "LoadUnit" && unanswered > 0) {
+      unanswered--;
+      return new Promise<ServedReply>(() => {});
+    }
     if (m.interface === MANAGER_IFACE) {
       switch (m.member) {
         case "Subscribe":
@@ -334,6 +341,26 @@ describe("SystemdManager against a stand-in on the bus", () => {
       expect(fake.calls.filter((c) => c.startsWith("Get(org.freedesktop.systemd1.Job")).length).toBeGreaterThan(0);
     } finally {
       await fake.release();
+    }
+  });
+
+  test("preflight's service probe asks again on a new connection when a call gets no reply, once", async () => {
+    const fake = await standInSystemd({ jobRemovedSignal: true, unansweredLoadUnits: 1 });
+    const connect = { privateSocket: join(dir, "missing"), busSocket: busPath, callTimeoutMs: 300 };
+    try {
+      const [p] = await probeServicesOverDbus(["redis.service"], connect);
+      expect(p).toMatchObject({ unit: "redis.service", type: "notify", mainPid: 777 });
+      expect(fake.calls.filter((c) => c === "LoadUnit(redis.service)").length).toBe(2);
+    } finally {
+      await fake.release();
+    }
+    // Twice unanswered: the timeout reaches the caller as the typed error.
+    const stuck = await standInSystemd({ jobRemovedSignal: true, unansweredLoadUnits: 2 });
+    try {
+      expect(await errorCode(probeServicesOverDbus(["redis.service"], connect))).toBe("dbus.timeout");
+      expect(stuck.calls.filter((c) => c === "LoadUnit(redis.service)").length).toBe(2);
+    } finally {
+      await stuck.release();
     }
   });
 });
