@@ -16,9 +16,9 @@ import { rollbackCheckpoint } from "../criu/checkpoint.ts";
 import { isKexecLoaded, unloadKernel, type Loader } from "../kexec/index.ts";
 import { netSnapshotPath, restoreNetwork } from "../net/index.ts";
 import { installTcpLock, removeTcpLock } from "../net/tcp-lock.ts";
-import { restoreAll, restoreTarget } from "../restore/restore.ts";
+import { restoreAll, restoreTarget, type TargetRestoreResult } from "../restore/restore.ts";
 import { currentBootId, acquireLock, lockPath, type HeldLock } from "../state/lock.ts";
-import { errorRecord, withPhase, withTarget, type Manifest } from "../state/manifest.ts";
+import { errorRecord, withPhase, withTarget, type Manifest, type Target } from "../state/manifest.ts";
 import { readManifest, readManifestIfAny, updateManifest, writeManifest } from "../state/manifest-file.ts";
 import { removeDropins } from "../systemd/dropins.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
@@ -27,6 +27,25 @@ import type { ProgressEvent, RestoreResult } from "./protocol.ts";
 
 /** Open while service restores must get through to the daemon during an update's rollback. */
 export const restoreWindow = { open: false };
+
+/**
+ * Service restores the daemon started itself, by unit. criu restores a service's tree while
+ * systemd starts the unit and the unit's restore helper (a second nvwa) starts up, instead of
+ * after: the helper's request joins the restore under way (handleRestoreRequest).
+ */
+const serviceRestores = new Map<string, Promise<TargetRestoreResult>>();
+
+/** criu restore of one service's tree, left in the daemon's cgroup for its helper to move. Never rejects. */
+function restoreService(config: NvwaConfig, t: Target, emit: (e: ProgressEvent) => void): Promise<TargetRestoreResult> {
+  const started = Date.now();
+  return restoreTarget(config.server.criuDir, t.name, {
+    criuExe: config.server.criuExe,
+    detached: true,
+    // The helper moves the tree into the unit's cgroup; criu must not recreate the old ones.
+    manageCgroups: "ignore",
+    onEvent: (e) => emit(fromEngine(e)),
+  }).catch((e: unknown) => ({ name: t.name, kind: t.kind, status: "failed" as const, rootPid: t.rootPid, pids: [], ms: Date.now() - started, error: toNvwaError(e) }));
+}
 
 export interface RecoverDeps {
   emit: (e: ProgressEvent) => void;
@@ -93,16 +112,30 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: RecoverDeps): 
     await Promise.all(
       pending.map(async (t) => {
         const unit = t.unit ?? t.name;
-        deps.emit({ kind: "target", target: t.name, message: `${unit}: starting its restore` });
         let failure: string | undefined;
         if (deps.mgr === null) {
+          // Without systemd the tree would run unsupervised: not restored at all is the honest state.
           failure = "systemd cannot be reached to start the unit";
         } else {
+          deps.emit({ kind: "target", target: t.name, message: `${unit}: restoring its processes and starting the unit` });
+          const restoring = restoreService(config, t, deps.emit);
+          serviceRestores.set(unit, restoring);
           try {
             const outcome = await deps.mgr.startUnitAndWait(unit, "replace", deps.serviceTimeoutMs ?? 300_000);
             if (outcome.result !== "done") failure = `its start job ended "${outcome.result}" (see \`journalctl -u ${unit}\` and ${t.imagesDir}/restore.log)`;
           } catch (e) {
             failure = toNvwaError(e).message;
+          } finally {
+            const r = await restoring;
+            serviceRestores.delete(unit);
+            if (failure !== undefined && r.status === "restored") {
+              deps.emit({
+                kind: "target",
+                target: t.name,
+                level: "error",
+                message: `${unit}: its processes were restored (pid ${r.rootPid}) but systemd did not take them over: ${failure}; they run outside the unit, stop them with kill ${r.rootPid} before starting the unit again`,
+              });
+            }
           }
         }
         const now = readManifest(criuDir).targets.find((x) => x.name === t.name);
@@ -162,13 +195,7 @@ export async function handleRestoreRequest(config: NvwaConfig, unit: string, emi
       exitCode: ExitCode.usage,
     });
   }
-  const r = await restoreTarget(config.server.criuDir, t.name, {
-    criuExe: config.server.criuExe,
-    detached: true,
-    // The helper moves the tree into the unit's cgroup; criu must not recreate the old ones.
-    manageCgroups: "ignore",
-    onEvent: (e) => emit(fromEngine(e)),
-  });
+  const r = await (serviceRestores.get(unit) ?? restoreService(config, t, emit));
   if (r.status !== "restored") {
     throw r.error ?? new NvwaError("restore.failed", `${unit} could not be restored`, { hint: `see ${t.imagesDir}/restore.log` });
   }
