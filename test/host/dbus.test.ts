@@ -1,34 +1,26 @@
 /**
- * The D-Bus client against a real peer: a dbus-daemon (Debian package "dbus-daemon") started by
- * this test on a socket of its own. The bus validates every message it routes, so a call that
- * travels through it proves the wire format both ways.
- *
- * systemd cannot run on this host (it is not PID 1 here, and a user instance reconfigures the
- * host's cgroups), so the SystemdManager tests talk to a stand-in that owns the name
- * org.freedesktop.systemd1 on that bus and answers the few Manager calls nvwa makes. The real
- * systemd paths are exercised in the QEMU guest.
+ * The D-Bus client against a real peer: a dbus-daemon started by this test on a socket of its
+ * own, and on it a stand-in for systemd (helpers/dbus-bus.ts says why a stand-in).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { connectSystemd, DBusConnection, DBusRemoteError, type ServedReply } from "../../src/systemd/dbus-conn.ts";
 import { MessageType, Variant, type DBusValue, type Message } from "../../src/systemd/dbus-wire.ts";
 import { SystemdManager } from "../../src/systemd/manager.ts";
 import { probeServicesOverDbus } from "../../src/update/facts.ts";
-import { MANAGER_IFACE, MANAGER_PATH, unitObjectPath } from "../../src/systemd/units.ts";
+import { unitObjectPath } from "../../src/systemd/units.ts";
 import { NvwaError } from "../../src/errors.ts";
+import { BUS, standInSystemd, startTestBus, type TestBus } from "./helpers/dbus-bus.ts";
 
+let bus: TestBus;
 let dir: string;
 let busPath: string;
-let daemon: Subprocess<"ignore", "pipe", "pipe">;
+/** Connections made outside bus.connect(), closed at the end. */
 const opened: DBusConnection[] = [];
 
 async function connect(): Promise<DBusConnection> {
-  const c = await DBusConnection.connect({ path: busPath, bus: true });
-  opened.push(c);
-  return c;
+  return bus.connect();
 }
 
 async function errorCode(p: Promise<unknown>): Promise<string> {
@@ -40,48 +32,15 @@ async function errorCode(p: Promise<unknown>): Promise<string> {
   return "no error";
 }
 
-const BUS = { destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus" };
-
 beforeAll(async () => {
-  if (!Bun.which("dbus-daemon")) throw new Error("dbus-daemon is not installed: apt-get install -y dbus-daemon");
-  dir = mkdtempSync(join(tmpdir(), "nvwa-dbus-"));
-  busPath = join(dir, "bus");
-  const config = join(dir, "bus.conf");
-  writeFileSync(
-    config,
-    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>custom</type>
-  <listen>unix:path=${busPath}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-`,
-  );
-  daemon = Bun.spawn(["dbus-daemon", "--config-file", config, "--nofork", "--print-address"], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  // The address line is printed once the socket listens.
-  const reader = daemon.stdout.getReader();
-  let out = "";
-  while (!out.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`dbus-daemon exited: ${await new Response(daemon.stderr).text()}`);
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  expect(out).toContain(`unix:path=${busPath}`);
+  bus = await startTestBus();
+  dir = bus.dir;
+  busPath = bus.path;
 });
 
 afterAll(async () => {
   for (const c of opened) c.close();
-  daemon?.kill();
-  await daemon?.exited;
-  rmSync(dir, { recursive: true, force: true });
+  await bus.stop();
 });
 
 describe("a real dbus-daemon", () => {
@@ -221,88 +180,9 @@ describe("a real dbus-daemon", () => {
   });
 });
 
-/** Plays the parts of org.freedesktop.systemd1 that nvwa uses (see the file comment for why). */
-async function standInSystemd(opts: { jobRemovedSignal: boolean; unansweredLoadUnits?: number }) {
-  const conn = await connect();
-  const calls: string[] = [];
-  let jobId = 0;
-  const liveJobs = new Set<string>();
-  const units = new Map<string, Record<string, [string, DBusValue]>>([
-    [
-      "redis.service",
-      {
-        LoadState: ["s", "loaded"],
-        ActiveState: ["s", "active"],
-        SubState: ["s", "running"],
-        UnitFileState: ["s", "enabled"],
-        FragmentPath: ["s", "/lib/systemd/system/redis.service"],
-        Type: ["s", "notify"],
-        MainPID: ["u", 777],
-        StandardOutput: ["s", "append"],
-        StandardError: ["s", "inherit"],
-        PrivateTmp: ["b", false],
-        NotifyAccess: ["s", "main"],
-        PIDFile: ["s", ""],
-        Restart: ["s", "always"],
-        RemainAfterExit: ["b", false],
-        ControlGroup: ["s", "/system.slice/redis.service"],
-      },
-    ],
-  ]);
-  let unanswered = opts.unansweredLoadUnits ?? 0;
-  conn.onMethodCall((m): ServedReply | Promise<ServedReply> => {
-    calls.push(`${m.member}(${m.body.map((b) => String(b)).join(",")})`);
-    // A call PID 1 leaves unanswered (seen once in the guest): the reply never comes.
-    if (m.member === "LoadUnit" && unanswered > 0) {
-      unanswered--;
-      return new Promise<ServedReply>(() => {});
-    }
-    if (m.interface === MANAGER_IFACE) {
-      switch (m.member) {
-        case "Subscribe":
-        case "Reload":
-          return {};
-        case "LoadUnit":
-        case "GetUnit": {
-          const name = String(m.body[0]);
-          if (m.member === "GetUnit" && !units.has(name)) throw new DBusRemoteError("org.freedesktop.systemd1.NoSuchUnit", `Unit ${name} not loaded.`);
-          return { signature: "o", body: [unitObjectPath(name)] };
-        }
-        case "StartUnit":
-        case "StopUnit": {
-          const job = `/org/freedesktop/systemd1/job/${++jobId}`;
-          liveJobs.add(job);
-          setTimeout(() => {
-            liveJobs.delete(job);
-            if (opts.jobRemovedSignal) {
-              conn.send({ type: MessageType.signal, flags: 0, path: MANAGER_PATH, interface: MANAGER_IFACE, member: "JobRemoved", signature: "uoss", body: [jobId, job, String(m.body[0]), "done"] });
-            }
-          }, 20);
-          return { signature: "o", body: [job] };
-        }
-      }
-    }
-    if (m.interface === "org.freedesktop.DBus.Properties" && m.member === "Get") {
-      const [iface, prop] = m.body as [string, string];
-      if (m.path?.startsWith("/org/freedesktop/systemd1/job/")) {
-        if (!liveJobs.has(m.path)) throw new DBusRemoteError("org.freedesktop.DBus.Error.UnknownObject", `Unknown object '${m.path}'.`);
-        return { signature: "v", body: [new Variant("s", "running")] };
-      }
-      if (m.path === MANAGER_PATH && prop === "KExecWatchdogUSec") return { signature: "v", body: [new Variant("t", 30_000_000n)] };
-      const unit = [...units.entries()].find(([n]) => unitObjectPath(n) === m.path);
-      const value = unit?.[1][prop];
-      if (!value) throw new DBusRemoteError("org.freedesktop.DBus.Error.UnknownProperty", `Unknown property ${iface}.${prop}`);
-      return { signature: "v", body: [new Variant(value[0], value[1])] };
-    }
-    throw new DBusRemoteError("org.freedesktop.DBus.Error.UnknownMethod", `Unknown method ${m.member}`);
-  });
-  await conn.call({ ...BUS, member: "RequestName", signature: "su", body: ["org.freedesktop.systemd1", 4] });
-  return { calls, release: () => conn.call({ ...BUS, member: "ReleaseName", signature: "s", body: ["org.freedesktop.systemd1"] }) };
-}
-
 describe("SystemdManager against a stand-in on the bus", () => {
   test("properties, start/stop with JobRemoved, reload, watchdog, kexec guard", async () => {
-    const fake = await standInSystemd({ jobRemovedSignal: true });
+    const fake = await standInSystemd(bus, { jobRemovedSignal: true });
     try {
       const mgr = await SystemdManager.connect({ privateSocket: join(dir, "missing"), busSocket: busPath });
       opened.push(mgr.conn);
@@ -332,7 +212,7 @@ describe("SystemdManager against a stand-in on the bus", () => {
   });
 
   test("a job whose JobRemoved never comes is seen finished by polling", async () => {
-    const fake = await standInSystemd({ jobRemovedSignal: false });
+    const fake = await standInSystemd(bus, { jobRemovedSignal: false });
     try {
       const mgr = await SystemdManager.connect({ privateSocket: join(dir, "missing"), busSocket: busPath });
       opened.push(mgr.conn);
@@ -345,7 +225,7 @@ describe("SystemdManager against a stand-in on the bus", () => {
   });
 
   test("preflight's service probe asks again on a new connection when a call gets no reply, once", async () => {
-    const fake = await standInSystemd({ jobRemovedSignal: true, unansweredLoadUnits: 1 });
+    const fake = await standInSystemd(bus, { jobRemovedSignal: true, unansweredLoadUnits: 1 });
     const connect = { privateSocket: join(dir, "missing"), busSocket: busPath, callTimeoutMs: 300 };
     try {
       const [p] = await probeServicesOverDbus(["redis.service"], connect);
@@ -355,7 +235,7 @@ describe("SystemdManager against a stand-in on the bus", () => {
       await fake.release();
     }
     // Twice unanswered: the timeout reaches the caller as the typed error.
-    const stuck = await standInSystemd({ jobRemovedSignal: true, unansweredLoadUnits: 2 });
+    const stuck = await standInSystemd(bus, { jobRemovedSignal: true, unansweredLoadUnits: 2 });
     try {
       expect(await errorCode(probeServicesOverDbus(["redis.service"], connect))).toBe("dbus.timeout");
       expect(stuck.calls.filter((c) => c === "LoadUnit(redis.service)").length).toBe(2);
