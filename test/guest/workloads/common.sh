@@ -113,6 +113,37 @@ print(1 if j.get("manifest", {}).get("timings", {}).get("boot-restore", {}).get(
 	echo "$phase"
 }
 
+# guest_update ARG...: `nvwa update ARG...` (its output in update.txt), then end this boot's script
+# with 75: the jump is under way and the runner goes on after it. A fast jump ends the boot
+# inside the syscall, so the client may never see a reply. On failure the function named by
+# $ON_UPDATE_FAIL (if any) runs first, to collect what the scenario wants kept.
+guest_update() {
+	sync
+	guest_mark update-start
+	if ! nvwa update "$@" >"$NVWA_RESULTS/update.txt" 2>&1; then
+		sync
+		if [[ -n ${ON_UPDATE_FAIL:-} ]]; then "$ON_UPDATE_FAIL"; fi
+		guest_fail "nvwa update failed: $(tail -5 "$NVWA_RESULTS/update.txt")"
+	fi
+	guest_mark update-returned
+	exit 75
+}
+
+# guest_arrived KVER: the first steps after the jump: the kernel is KVER, and nvwa's boot-side
+# restore has finished with the update restored. The function named by $ON_ARRIVED (if any) runs
+# before that verdict, to collect what the scenario wants kept either way.
+guest_arrived() {
+	local phase
+	guest_mark after-jump
+	guest_result kernel_after "$(uname -r)"
+	[[ $(uname -r) == "$1" ]] || guest_fail "boot $NVWA_BOOT runs $(uname -r), expected $1"
+	phase=$(wait_for_restore)
+	guest_mark restore-seen
+	guest_result phase "$phase"
+	if [[ -n ${ON_ARRIVED:-} ]]; then "$ON_ARRIVED"; fi
+	[[ $phase == restored ]] || guest_fail "nvwa status says '$phase', not restored: $(cat "$NVWA_RESULTS/status.txt")"
+}
+
 # flow_list ITEM...: a YAML flow sequence, "[a, b]" ("[]" for none).
 flow_list() {
 	local IFS=,

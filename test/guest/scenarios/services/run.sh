@@ -74,24 +74,10 @@ case $boot in
 
 	write_services_config "${UNITS[@]}"
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
-	guest_mark update-start
-	# The fast jump ends this boot inside the syscall: the client may never see a reply.
-	if ! nvwa update --fast "$KVER_NEW" >"$NVWA_RESULTS/update.txt" 2>&1; then
-		collect
-		guest_fail "nvwa update failed: $(tail -5 "$NVWA_RESULTS/update.txt")"
-	fi
-	guest_mark update-returned
-	exit 75
+	ON_UPDATE_FAIL=collect guest_update --fast "$KVER_NEW"
 	;;
 2)
-	guest_mark after-jump
-	guest_result kernel_after "$(uname -r)"
-	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot 2 runs $(uname -r), expected $KVER_NEW"
-	phase=$(wait_for_restore)
-	guest_mark restored
-	guest_result phase "$phase"
-	collect
-	[[ $phase == restored ]] || guest_fail "nvwa status says '$phase', not restored: $(cat "$NVWA_RESULTS/status.txt")"
+	ON_ARRIVED=collect guest_arrived "$KVER_NEW"
 
 	sleep 1
 	fails=()
