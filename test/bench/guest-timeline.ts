@@ -155,6 +155,13 @@ function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: n
  */
 export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStatus], results: Record<string, string>, warm = 0, journal = ""): SessionFigures {
   const ev = parseSerial(serial);
+  // A guest kernel that panics (an emulator fault under TCG, see test/guest/scenarios.ts
+  // guestPanic) reboots through the firmware and the runner carries on, so the session can still
+  // pass while its boots no longer line up with the stages.
+  if (serial.includes("Kernel panic - not syncing")) throw new TimelineError("bench timeline: a guest kernel panicked during the session; its boots do not line up with the stages");
+  if (ev.banners.length !== ev.kexecs.length + ev.firmwareReboots.length + 1) {
+    throw new TimelineError(`bench timeline: ${ev.banners.length} kernel banners for ${ev.kexecs.length} kexecs and ${ev.firmwareReboots.length} firmware reboot(s): a boot neither explains`);
+  }
   const off = bootOffsets(ev.marks);
   const host: Mapper = (rtSeconds, boot) => rtSeconds - need(off.get(boot), `clock offset of boot ${boot}`);
   const mark = (name: string): number => need(ev.marks.find((m) => m.name === name), `marker ${name}`).t;

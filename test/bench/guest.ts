@@ -11,7 +11,7 @@
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { failureReport, readEnv, ROOT, runScenario } from "../guest/scenarios.ts";
+import { failureReport, guestPanic, readEnv, ROOT, runScenario } from "../guest/scenarios.ts";
 import { type BenchStatus, type SessionFigures, sessionFigures } from "./guest-timeline.ts";
 import { median } from "./stats.ts";
 
@@ -96,24 +96,32 @@ export async function guestBench(): Promise<string[]> {
     const env = join(work, `${w.kind}-${w.size}.env`);
     writeFileSync(env, `WORKLOAD=${w.kind}\nSIZE=${w.size}\n`);
     for (let i = 0; i < runs; i++) {
-      const r = await runScenario("bench", {
-        adds: [
-          [env, "/etc/nvwa-bench.env"],
-          [boots, "/etc/systemd/system/nvwa-guest-runner.service.d/bench.conf"],
-        ],
-        args: ["--mem", "3G", "--allow-reboot"],
-      });
-      if (r.status !== 0) {
-        process.stderr.write(`${failureReport(r)}\n`);
-        failures.push(`${label(w)} run ${i + 1}: status ${r.status} (${r.out})`);
-        continue;
-      }
-      try {
-        const f = figuresOf(r.out, r.results);
-        results.set(w, [...(results.get(w) ?? []), f]);
-        process.stderr.write(`bench ${label(w)} run ${i + 1}: nvwa ${s2(f.nvwa.downtime)} s (back ${s2(f.nvwaBack.downtime)} s), by hand ${s2(f.byHand.downtime)} s, cold ${s2(f.cold.downtime)} s\n`);
-      } catch (e) {
-        failures.push(`${label(w)} run ${i + 1}: ${e instanceof Error ? e.message : String(e)} (${r.out})`);
+      // A session in which a guest kernel panicked (an emulator fault) may still pass with its
+      // boots shifted; it is discarded and run once more, like runScenario does for a failed one.
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        const r = await runScenario("bench", {
+          adds: [
+            [env, "/etc/nvwa-bench.env"],
+            [boots, "/etc/systemd/system/nvwa-guest-runner.service.d/bench.conf"],
+          ],
+          args: ["--mem", "3G", "--allow-reboot"],
+        });
+        if (r.status !== 0) {
+          process.stderr.write(`${failureReport(r)}\n`);
+          failures.push(`${label(w)} run ${i + 1}: status ${r.status} (${r.out})`);
+          break;
+        }
+        try {
+          const f = figuresOf(r.out, r.results);
+          results.set(w, [...(results.get(w) ?? []), f]);
+          process.stderr.write(`bench ${label(w)} run ${i + 1}: nvwa ${s2(f.nvwa.downtime)} s (back ${s2(f.nvwaBack.downtime)} s), by hand ${s2(f.byHand.downtime)} s, cold ${s2(f.cold.downtime)} s\n`);
+          break;
+        } catch (e) {
+          const panic = guestPanic(r.out);
+          failures.push(`${label(w)} run ${i + 1}${attempt > 1 ? " (again)" : ""}: ${e instanceof Error ? e.message : String(e)} (${r.out})`);
+          if (panic === null) break;
+          process.stderr.write(`bench ${label(w)} run ${i + 1}: the guest kernel panicked (${panic}); session discarded, running it once more\n`);
+        }
       }
     }
   }

@@ -101,6 +101,15 @@ describe("bench timeline", () => {
     expect(f.nvwa.phases.reduce((a, [, x]) => a + x, 0)).toBeCloseTo(f.nvwa.downtime, 6);
   });
 
+  test("a session whose guest kernel panicked, or that has a boot nothing explains, gives no figures", () => {
+    // As seen: the kexec'd 6.12 died on a stray int3 and QEMU's firmware booted 6.1 again.
+    const lines = serial.split("\n");
+    const panicked = [...lines.slice(0, 4), "[  32.000] [    1.8] Kernel panic - not syncing: Fatal exception in interrupt", "[  33.000] [    0.000000] Linux version 6.1.0 (debian) #1", ...lines.slice(4)].join("\n");
+    expect(() => sessionFigures(panicked, statuses, { c_ready_rt: "1125.1" })).toThrow(TimelineError);
+    const extraBoot = [...lines.slice(0, 4), "[  33.000] [    0.000000] Linux version 6.1.0 (debian) #1", ...lines.slice(4)].join("\n");
+    expect(() => sessionFigures(extraBoot, statuses, { c_ready_rt: "1125.1" })).toThrow(new TimelineError("bench timeline: 6 kernel banners for 3 kexecs and 1 firmware reboot(s): a boot neither explains"));
+  });
+
   test("a missing marker is named, not turned into NaN", () => {
     const broken = serial.replace(/.*b-synced.*\n/, "");
     expect(() => sessionFigures(broken, statuses, { c_ready_rt: "1125.1" })).toThrow(new TimelineError("bench timeline: marker b-synced missing"));
