@@ -44,9 +44,10 @@ verified_more_than() { (($(grep -c '^verify' "$W/memhog.log" || true) > $1)); }
 redis_test_active() { [[ $(systemctl show -p ActiveState --value redis-test.service) == active ]]; }
 
 # settle_disk: write everything back and checkpoint the root filesystem's journal (a freeze does
-# both), so that the next boot's journal replay holds only what the measured dump writes. Without
-# it, A's boot replayed boot 3's rpm install and warm-up dump too: "Run /init → root fs recovery
-# complete" took 2.7-7.3 s after A against 1.5-4.1 s after B, charged to nvwa.
+# both), so that A, A2 and B start from the same disk state and the next boot replays only what
+# the measured dump wrote (boot 3 also holds the RPM install and the warm-up dump). Measured
+# afterwards: the replay itself takes < 0.1 s either way; the slower boots after A are spent in
+# the initramfs's udev (see BENCHMARKS.md).
 settle_disk() {
 	sync
 	fsfreeze -f / && fsfreeze -u /
