@@ -11,7 +11,6 @@ import { log } from "../log.ts";
 import { fanOut } from "../daemon/events.ts";
 import { handleRestoreRequest, recoverAtStart, restoreWindow } from "../daemon/recover.ts";
 import { startServer } from "../daemon/server.ts";
-import { performUpdate } from "../daemon/updater.ts";
 import { UpdateLog } from "../daemon/update-log.ts";
 import { readManifestIfAny } from "../state/manifest-file.ts";
 import { notify } from "../systemd/notify.ts";
@@ -32,7 +31,10 @@ export const command = defineCommand({
       socketPath: socketPath(),
       admitRestore: () => restoreWindow.open,
       handlers: {
-        update: (params, emit) => performUpdate(params, emit, { configDir }),
+        // Loaded on the first update, not at start: after a jump the daemon's start-up is part of
+        // every target's downtime, and the update machinery (preflight, kexec loading, network
+        // save) is not needed to restore.
+        update: async (params, emit) => (await import("../daemon/updater.ts")).performUpdate(params, emit, { configDir }),
         restore: (params, emit) => handleRestoreRequest(loadConfig(configDir), params.unit, emit),
         status: () => {
           const m = readManifestIfAny(loadConfig(configDir).server.criuDir);
