@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { NvwaError } from "../errors.ts";
 import { log } from "../log.ts";
-import { connectSystemd, DBusConnection } from "./dbus-conn.ts";
+import { connectSystemd, DBusConnection, type CallOptions } from "./dbus-conn.ts";
 import { Variant, type DBusValue, type Message } from "./dbus-wire.ts";
 import {
   JOB_IFACE,
@@ -111,16 +111,14 @@ export class SystemdManager {
     }
   }
 
+  /** Every call to PID 1 goes through here: its destination (on a bus) and the reply timeout. */
+  private call(c: Omit<CallOptions, "destination">): Promise<Message> {
+    const timeoutMs = c.timeoutMs ?? this.callTimeoutMs;
+    return this.conn.call({ ...this.destination, ...c, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+  }
+
   private async managerCall(member: string, signature = "", body: DBusValue[] = [], timeoutMs?: number): Promise<DBusValue[]> {
-    const reply = await this.conn.call({
-      ...this.destination,
-      path: MANAGER_PATH,
-      interface: MANAGER_IFACE,
-      member,
-      signature,
-      body,
-      ...((timeoutMs ?? this.callTimeoutMs) === undefined ? {} : { timeoutMs: timeoutMs ?? this.callTimeoutMs }),
-    });
+    const reply = await this.call({ path: MANAGER_PATH, interface: MANAGER_IFACE, member, signature, body, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
     return reply.body;
   }
 
@@ -135,29 +133,14 @@ export class SystemdManager {
   }
 
   async getProperty(path: string, iface: string, property: string): Promise<DBusValue> {
-    const reply = await this.conn.call({
-      ...this.destination,
-      path,
-      interface: PROPERTIES_IFACE,
-      member: "Get",
-      signature: "ss",
-      body: [iface, property],
-      ...(this.callTimeoutMs === undefined ? {} : { timeoutMs: this.callTimeoutMs }),
-    });
+    const reply = await this.call({ path, interface: PROPERTIES_IFACE, member: "Get", signature: "ss", body: [iface, property] });
     const v = unwrap(reply.body[0]);
     if (v === undefined) throw new NvwaError("dbus.unexpected-type", `Properties.Get(${iface}.${property}) on ${path} returned nothing`);
     return v;
   }
 
   async getAllProperties(path: string, iface: string): Promise<Map<string, DBusValue>> {
-    const reply = await this.conn.call({
-      ...this.destination,
-      path,
-      interface: PROPERTIES_IFACE,
-      member: "GetAll",
-      signature: "s",
-      body: [iface],
-    });
+    const reply = await this.call({ path, interface: PROPERTIES_IFACE, member: "GetAll", signature: "s", body: [iface] });
     const out = new Map<string, DBusValue>();
     const raw = reply.body[0];
     if (raw instanceof Map) for (const [k, v] of raw) out.set(String(k), v instanceof Variant ? v.value : v);
