@@ -19,8 +19,6 @@ import { summarise } from "../update/summary.ts";
 import { ARGS } from "./arg-defs.ts";
 import { socketPath } from "./socket.ts";
 
-export { socketPath };
-
 export const command = defineCommand({
   meta: { name: "server" },
   args: ARGS.server,

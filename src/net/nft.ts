@@ -156,7 +156,7 @@ function ruleMsg(chain: string, exprs: AttrIn[]): Msg {
   };
 }
 
-const tableMsg = (msg: number, flags: number): Msg => ({ type: ntMsg(msg), flags, family: NFPROTO.INET, attrs: [{ type: A.TABLE_NAME, value: str(LOCK_TABLE) }] });
+const tableMsg = (msg: number, flags: number, table = LOCK_TABLE): Msg => ({ type: ntMsg(msg), flags, family: NFPROTO.INET, attrs: [{ type: A.TABLE_NAME, value: str(table) }] });
 
 export interface Batch {
   bytes: Uint8Array;
@@ -199,7 +199,7 @@ export function lockBatch(tuples: readonly TcpTuple[], firstSeq = 1): Batch {
 
 /** Removes nvwa's lock table, or another inet table by name, with its chains and rules. */
 export function unlockBatch(firstSeq = 1, table = LOCK_TABLE): Batch {
-  return batch([{ ...tableMsg(NFT_MSG.DELTABLE, 0), attrs: [{ type: A.TABLE_NAME, value: str(table) }] }], firstSeq);
+  return batch([tableMsg(NFT_MSG.DELTABLE, 0, table)], firstSeq);
 }
 
 /** A single (unbatched) request for table `inet <name>`: answered with the table or ENOENT. */
