@@ -35,7 +35,7 @@ export function targetLabel(t: Pick<Target, "kind" | "name" | "rootPid">): strin
 }
 
 /** Pure: the restore command line for a target recorded in the manifest. */
-export function restoreArgvFor(t: Target, o: RunRestoreOptions): string[] {
+export function restoreArgvFor(t: Pick<Target, "imagesDir" | "shellJob">, o: RunRestoreOptions): string[] {
   return restoreArgv({
     imagesDir: t.imagesDir,
     shellJob: t.shellJob,

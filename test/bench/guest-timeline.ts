@@ -9,6 +9,7 @@
  * RTC (whole seconds) at every boot, so each boot gets its own offset: the median of
  * (guest wall clock − host stamp) over that boot's "bench" markers, which print both.
  */
+import { median } from "./stats.ts";
 
 export interface BenchMark {
   boot: number;
@@ -59,11 +60,6 @@ export function nvwaServiceStarts(journal: string): (number | null)[] {
   return out;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 /** boot → (guest wall clock − host stamp), seconds. */
 export function bootOffsets(marks: BenchMark[]): Map<number, number> {

@@ -17,7 +17,7 @@ import { compileTo, TARGETS } from "../../build/compile.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { newManifest, type Manifest, type Target } from "../../src/state/manifest.ts";
 import { writeManifest } from "../../src/state/manifest-file.ts";
-import type { LockCost } from "../host/measure-criu.ts";
+import type { LockCost, Result as CriuResult } from "../host/measure-criu.ts";
 import { median } from "./stats.ts";
 
 const root = join(import.meta.dir, "../..");
@@ -180,13 +180,6 @@ async function hostBench(): Promise<string[]> {
 }
 
 
-interface CriuResult {
-  netns: string;
-  rows: Record<string, number | boolean>[];
-  lock?: LockCost;
-  hostLock?: LockCost;
-  fault?: { withoutFault: string; criuVersion: string; v42?: { criuVersion: string; runs: number; faultDumpMs: number; faultFrozenMs: number; unsetDumpMs: number; unsetFrozenMs: number } };
-}
 
 function criuTables(r: CriuResult): string[] {
   const n = r.rows[0]?.runs ?? "?";

@@ -30,7 +30,7 @@
  * leaves one); and CRIU_FAULT=130 against no CRIU_FAULT (criu 4.1 hangs without it on VMs whose
  * debug registers do not work, so it is given 30 s; criu 4.2, when set up, is timed both ways).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { DUMP_LOG, RESTORE_LOG } from "../../src/criu/argv.ts";
 import { checkpoint, commitCheckpoint } from "../../src/criu/checkpoint.ts";
@@ -42,8 +42,8 @@ import { probeCriu } from "../../src/criu/probe.ts";
 import { restoreArgvFor } from "../../src/criu/restore-run.ts";
 import { waitPidsFree } from "../../src/criu/signals.ts";
 import { restoreAll } from "../../src/restore/restore.ts";
-import type { Target } from "../../src/state/manifest.ts";
-import { config, criuFor, testCriu, waitFor, Workloads, type Workload } from "./helpers/criu-env.ts";
+import { median } from "../bench/stats.ts";
+import { config, criuFor, testCriu, textFile, waitFor, Workloads, type Workload } from "./helpers/criu-env.ts";
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -57,12 +57,6 @@ const asJson = process.argv.includes("--json");
 const hostNetns = process.argv.includes("--host-netns");
 const diagnostics = !process.argv.includes("--no-diagnostics");
 const INSIDE = "NVWA_MEASURE_PRIVATE_NETNS";
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 function say(s: string): void {
   process.stderr.write(`measure-criu: ${s}\n`);
@@ -135,11 +129,7 @@ async function killAndWait(pid: number): Promise<void> {
 }
 
 function tail(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8").slice(-1500);
-  } catch {
-    return null;
-  }
+  return textFile(path)?.slice(-1500) ?? null;
 }
 
 interface ByHand {
@@ -175,8 +165,7 @@ async function byHand(criu: string, w: Workload, plan: CheckpointPlan, dir: stri
   const syncMs = performance.now() - t1;
   const bytes = imageBytes(dir);
   await killAndWait(w.pid);
-  const target = { ...({} as Target), imagesDir: dir, shellJob: t.shellJob };
-  let rargv = restoreArgvFor(target, { criuExe: criu, options: plan.options });
+  let rargv = restoreArgvFor({ imagesDir: dir, shellJob: t.shellJob }, { criuExe: criu, options: plan.options });
   if (o.argv) rargv = o.argv(rargv);
   warm(dir, mib);
   const rs = spawnTimed([criu, ...rargv], { cwd: dir, env: plan.env });
@@ -363,14 +352,14 @@ print(n)`;
 }
 
 /** A 64 MiB workload for a diagnostic, its plan, and a scratch directory; everything removed after. */
-async function withWorkload<T>(criu: string, f: (w: Workload, plan: CheckpointPlan, base: string, work: Workloads) => Promise<T>): Promise<T> {
+async function withWorkload<T>(criu: string, f: (w: Workload, plan: CheckpointPlan, base: string) => Promise<T>): Promise<T> {
   const base = mkdtempSync(join(dirArg, "nvwa-diag-"));
   const work = new Workloads();
   try {
     const w = await work.start("memory", "64");
     await waitFor("64 MiB dirtied", () => w.num("ready"), 600_000);
     const { plan } = await planFor(criu, w.pid, join(base, "running"));
-    return await f(w, plan, base, work);
+    return await f(w, plan, base);
   } finally {
     work.killAll();
     rmSync(base, { recursive: true, force: true });
@@ -441,12 +430,10 @@ async function faultCheck(criu: string, n: number): Promise<FaultCheck> {
     const { CRIU_FAULT: _f, ...rest } = { ...(process.env as Record<string, string>), ...env };
     return rest;
   };
-  const withoutFault = await withWorkload(criu, async (w, plan, base, work) => {
+  const withoutFault = await withWorkload(criu, async (w, plan, base) => {
     const h = await byHand(criu, w, plan, join(base, "nofault"), { env: unset(plan.env), argv: withoutLock, timeoutMs: 30_000 });
-    if ("hung" in h) {
-      work.killAll();
-      return `hung (criu killed after ${Math.round(h.ms / 1000)} s)`;
-    }
+    // withWorkload kills the hung workload on the way out.
+    if ("hung" in h) return `hung (criu killed after ${Math.round(h.ms / 1000)} s)`;
     return `${r0(h.dumpMs)} ms dump, ${r0(h.frozenMs)} ms frozen`;
   });
   let sid: string | null = null;
@@ -481,7 +468,7 @@ async function faultCheck(criu: string, n: number): Promise<FaultCheck> {
   return { withoutFault, criuVersion: criuVersion(criu), ...(v42 === undefined ? {} : { v42 }) };
 }
 
-interface Result {
+export interface Result {
   netns: "private" | "host";
   rows: Record<string, number | boolean>[];
   /** The lock's cost where the rows were measured (a private namespace starts with no tables). */
