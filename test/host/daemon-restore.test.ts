@@ -17,9 +17,8 @@ import { planCheckpoint } from "../../src/criu/plan.ts";
 import { probeCriu, type CriuCapabilities } from "../../src/criu/probe.ts";
 import { handleRestoreRequest, restoreOnThisBoot } from "../../src/daemon/recover.ts";
 import type { ProgressEvent, RestoreResult } from "../../src/daemon/protocol.ts";
-import { readManifest } from "../../src/state/manifest-file.ts";
 import { SystemdManager } from "../../src/systemd/manager.ts";
-import { config, countsPast, isRunning, testCriu, Workloads } from "./helpers/criu-env.ts";
+import { config, countsPast, isRunning, testCriu, Workloads, type Workload } from "./helpers/criu-env.ts";
 import { standInSystemd, startTestBus, type TestBus } from "./helpers/dbus-bus.ts";
 
 const work = new Workloads();
@@ -41,7 +40,7 @@ afterAll(async () => {
 });
 
 /** A counter checkpointed as the service `unit` and committed (killed), as before a jump. */
-async function committedService(unit: string): Promise<{ cfg: NvwaConfig; pid: number; w: Awaited<ReturnType<Workloads["start"]>> }> {
+async function committedService(unit: string): Promise<{ cfg: NvwaConfig; w: Workload }> {
   const w = await work.start("counter");
   await countsPast(w, "count", 1);
   const d = mkdtempSync(join(tmpdir(), "nvwa-daemon-restore-"));
@@ -54,13 +53,14 @@ async function committedService(unit: string): Promise<{ cfg: NvwaConfig; pid: n
   const r = await checkpoint(plan);
   await commitCheckpoint(r.manifest);
   expect(isRunning(w.pid)).toBe(false);
-  return { cfg, pid: w.pid, w };
+  return { cfg, w };
 }
 
 describe("boot-side restore of a service", () => {
   test("criu restore starts with the unit's start job, not after it; the helper's request joins it", async () => {
     const unit = "nvwa-test-counter.service";
-    const { cfg, pid, w } = await committedService(unit);
+    const { cfg, w } = await committedService(unit);
+    const pid = w.pid;
     const answers: RestoreResult[] = [];
     const helperEvents: ProgressEvent[] = [];
     const fake = await standInSystemd(bus, {
@@ -94,15 +94,16 @@ describe("boot-side restore of a service", () => {
 
   test("a unit systemd fails to start: the restored processes keep running, and the error names the pid to stop", async () => {
     const unit = "nvwa-test-unstartable.service";
-    const { cfg, pid, w } = await committedService(unit);
+    const { cfg, w } = await committedService(unit);
+    const pid = w.pid;
     const fake = await standInSystemd(bus, { jobRemovedSignal: true, runStartJob: async () => "failed" });
     const mgr = await SystemdManager.connect(bus.systemdOptions());
     const events: ProgressEvent[] = [];
     try {
-      await restoreOnThisBoot(cfg, { emit: (e) => events.push(e), mgr });
+      const m = await restoreOnThisBoot(cfg, { emit: (e) => events.push(e), mgr });
       const errors = events.filter((e) => e.level === "error").map((e) => e.message);
       expect(errors).toEqual([
-        `${unit}: its processes were restored (pid ${pid}) but systemd did not take them over: its start job ended "failed" (see \`journalctl -u ${unit}\` and ${readManifest(cfg.server.criuDir).targets[0]?.imagesDir}/restore.log); they run outside the unit, stop them with kill ${pid} before starting the unit again`,
+        `${unit}: its processes were restored (pid ${pid}) but systemd did not take them over: its start job ended "failed" (see \`journalctl -u ${unit}\` and ${m.targets[0]?.imagesDir}/restore.log); they run outside the unit, stop them with kill ${pid} before starting the unit again`,
       ]);
       await countsPast(w, "count", w.num("count") ?? -1);
     } finally {

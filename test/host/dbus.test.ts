@@ -14,14 +14,8 @@ import { NvwaError } from "../../src/errors.ts";
 import { BUS, standInSystemd, startTestBus, type TestBus } from "./helpers/dbus-bus.ts";
 
 let bus: TestBus;
-let dir: string;
-let busPath: string;
 /** Connections made outside bus.connect(), closed at the end. */
 const opened: DBusConnection[] = [];
-
-async function connect(): Promise<DBusConnection> {
-  return bus.connect();
-}
 
 async function errorCode(p: Promise<unknown>): Promise<string> {
   try {
@@ -34,8 +28,6 @@ async function errorCode(p: Promise<unknown>): Promise<string> {
 
 beforeAll(async () => {
   bus = await startTestBus();
-  dir = bus.dir;
-  busPath = bus.path;
 });
 
 afterAll(async () => {
@@ -45,7 +37,7 @@ afterAll(async () => {
 
 describe("a real dbus-daemon", () => {
   test("Hello, GetId, ListNames, NameHasOwner", async () => {
-    const c = await connect();
+    const c = await bus.connect();
     expect(c.uniqueName).toMatch(/^:1\.\d+$/);
     expect(c.guid).toMatch(/^[0-9a-f]{32}$/);
     const id = await c.call({ ...BUS, member: "GetId" });
@@ -59,7 +51,7 @@ describe("a real dbus-daemon", () => {
   });
 
   test("Properties.Get and GetAll: variants and dicts from a real peer", async () => {
-    const c = await connect();
+    const c = await bus.connect();
     const r = await c.call({ ...BUS, interface: "org.freedesktop.DBus.Properties", member: "Get", signature: "ss", body: ["org.freedesktop.DBus", "Features"] });
     expect(r.signature).toBe("v");
     const v = r.body[0] as Variant;
@@ -71,7 +63,7 @@ describe("a real dbus-daemon", () => {
   });
 
   test("error replies become NvwaError dbus.<ErrorName> with the peer's message", async () => {
-    const c = await connect();
+    const c = await bus.connect();
     let caught: unknown;
     try {
       await c.call({ ...BUS, member: "NoSuchMethod" });
@@ -89,15 +81,15 @@ describe("a real dbus-daemon", () => {
   });
 
   test("100 pipelined calls: each reply matched to its own call by serial", async () => {
-    const c = await connect();
-    const other = await connect();
+    const c = await bus.connect();
+    const other = await bus.connect();
     const asks = Array.from({ length: 100 }, (_, i) => (i % 3 === 0 ? (other.uniqueName as string) : `:9.${i}`));
     const answers = await Promise.all(asks.map((n) => c.call({ ...BUS, member: "NameHasOwner", signature: "s", body: [n] })));
     expect(answers.map((a) => a.body[0])).toEqual(asks.map((_, i) => i % 3 === 0));
   });
 
   test("a service on the bus: complex values travel through dbus-daemon's validation both ways", async () => {
-    const server = await connect();
+    const server = await bus.connect();
     const served: Message[] = [];
     server.onMethodCall((m): ServedReply => {
       served.push(m);
@@ -106,7 +98,7 @@ describe("a real dbus-daemon", () => {
     });
     const own = await server.call({ ...BUS, member: "RequestName", signature: "su", body: ["org.nvwa.Test", 4] });
     expect(own.body).toEqual([1]); // DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER
-    const client = await connect();
+    const client = await bus.connect();
     const echo = (signature: string, body: DBusValue[]) =>
       client.call({ destination: "org.nvwa.Test", path: "/org/nvwa/Test", interface: "org.nvwa.Test", member: "Echo", signature, body });
 
@@ -136,11 +128,11 @@ describe("a real dbus-daemon", () => {
   });
 
   test("signals reach onSignal handlers", async () => {
-    const watcher = await connect();
+    const watcher = await bus.connect();
     const seen: Message[] = [];
     watcher.onSignal((m) => seen.push(m));
     await watcher.call({ ...BUS, member: "AddMatch", signature: "s", body: ["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"] });
-    const newcomer = await connect();
+    const newcomer = await bus.connect();
     const name = newcomer.uniqueName as string;
     // The bus emits the signal while handling the newcomer's Hello, which is done by now; the
     // reply to a later call of ours therefore arrives after it.
@@ -151,30 +143,30 @@ describe("a real dbus-daemon", () => {
   });
 
   test("authentication as a uid we are not is rejected by the bus", async () => {
-    expect(await errorCode(DBusConnection.connect({ path: busPath, bus: true, uid: 12345 }))).toBe("dbus.auth-rejected");
+    expect(await errorCode(DBusConnection.connect({ path: bus.path, bus: true, uid: 12345 }))).toBe("dbus.auth-rejected");
   });
 
   test("no socket: dbus.unreachable; systemd's private socket missing falls back to the bus", async () => {
-    expect(await errorCode(DBusConnection.connect({ path: join(dir, "missing"), bus: false }))).toBe("dbus.unreachable");
-    expect(await errorCode(connectSystemd({ privateSocket: join(dir, "missing"), busSocket: null }))).toBe("dbus.unreachable");
-    expect(await errorCode(connectSystemd({ privateSocket: join(dir, "missing"), busSocket: join(dir, "missing2") }))).toBe("dbus.unreachable");
-    const c = await connectSystemd({ privateSocket: join(dir, "missing"), busSocket: busPath });
+    expect(await errorCode(DBusConnection.connect({ path: join(bus.dir, "missing"), bus: false }))).toBe("dbus.unreachable");
+    expect(await errorCode(connectSystemd({ privateSocket: join(bus.dir, "missing"), busSocket: null }))).toBe("dbus.unreachable");
+    expect(await errorCode(connectSystemd({ privateSocket: join(bus.dir, "missing"), busSocket: join(bus.dir, "missing2") }))).toBe("dbus.unreachable");
+    const c = await connectSystemd(bus.systemdOptions());
     opened.push(c);
     expect(c.bus).toBe(true);
     expect(c.uniqueName).toMatch(/^:1\./);
   });
 
   test("a call that gets no reply times out with dbus.timeout and the connection stays usable", async () => {
-    const server = await connect();
+    const server = await bus.connect();
     server.onMethodCall(() => new Promise<ServedReply>(() => {})); // never answers
     await server.call({ ...BUS, member: "RequestName", signature: "su", body: ["org.nvwa.Silent", 4] });
-    const client = await connect();
+    const client = await bus.connect();
     expect(await errorCode(client.call({ destination: "org.nvwa.Silent", path: "/", member: "Wait", timeoutMs: 300 }))).toBe("dbus.timeout");
     expect((await client.call({ ...BUS, member: "GetId" })).body[0]).toMatch(/^[0-9a-f]{32}$/);
   });
 
   test("SystemdManager over the bus with no systemd there: the bus' answer, as a typed error", async () => {
-    expect(await errorCode(SystemdManager.connect({ privateSocket: join(dir, "missing"), busSocket: busPath }))).toBe(
+    expect(await errorCode(SystemdManager.connect(bus.systemdOptions()))).toBe(
       "dbus.org.freedesktop.DBus.Error.ServiceUnknown",
     );
   });
@@ -184,7 +176,7 @@ describe("SystemdManager against a stand-in on the bus", () => {
   test("properties, start/stop with JobRemoved, reload, watchdog, kexec guard", async () => {
     const fake = await standInSystemd(bus, { jobRemovedSignal: true });
     try {
-      const mgr = await SystemdManager.connect({ privateSocket: join(dir, "missing"), busSocket: busPath });
+      const mgr = await SystemdManager.connect(bus.systemdOptions());
       opened.push(mgr.conn);
       expect(fake.calls).toContain("Subscribe()");
       const p = await mgr.serviceProperties("redis.service");
@@ -199,7 +191,7 @@ describe("SystemdManager against a stand-in on the bus", () => {
       expect(fake.calls).toContain("Reload()");
       expect((await mgr.watchdogSettings()).kexecUsec).toBe(30_000_000n);
 
-      const flag = join(dir, "kexec_loaded");
+      const flag = join(bus.dir, "kexec_loaded");
       writeFileSync(flag, "0\n");
       expect(await errorCode(mgr.kexecJump({ kexecLoadedPath: flag }))).toBe("kexec.not-loaded");
       expect(fake.calls.some((c) => c.startsWith("StartUnit(kexec.target"))).toBe(false);
@@ -214,7 +206,7 @@ describe("SystemdManager against a stand-in on the bus", () => {
   test("a job whose JobRemoved never comes is seen finished by polling", async () => {
     const fake = await standInSystemd(bus, { jobRemovedSignal: false });
     try {
-      const mgr = await SystemdManager.connect({ privateSocket: join(dir, "missing"), busSocket: busPath });
+      const mgr = await SystemdManager.connect(bus.systemdOptions());
       opened.push(mgr.conn);
       const outcome = await mgr.startUnitAndWait("redis.service");
       expect(outcome).toEqual({ job: "/org/freedesktop/systemd1/job/1", unit: "", result: "unknown" });
@@ -226,7 +218,7 @@ describe("SystemdManager against a stand-in on the bus", () => {
 
   test("preflight's service probe asks again on a new connection when a call gets no reply, once", async () => {
     const fake = await standInSystemd(bus, { jobRemovedSignal: true, unansweredLoadUnits: 1 });
-    const connect = { privateSocket: join(dir, "missing"), busSocket: busPath, callTimeoutMs: 300 };
+    const connect = { ...bus.systemdOptions(), callTimeoutMs: 300 };
     try {
       const [p] = await probeServicesOverDbus(["redis.service"], connect);
       expect(p).toMatchObject({ unit: "redis.service", type: "notify", mainPid: 777 });
