@@ -40,8 +40,6 @@ export interface ScenarioRun {
   nvwaStatus: unknown;
   /** The host-side TCP peer's exchanges, for scenarios whose scenario.conf asks for one. */
   tcpPeer?: PeerResult;
-  /** Set when a first run ended in a guest kernel panic and this is the second (its directory). */
-  retriedAfter?: string;
 }
 
 /**
@@ -161,8 +159,7 @@ export async function runScenario(name: string, opts: ScenarioOptions = {}): Pro
   const panic = first.status === 0 ? null : guestPanic(first.out);
   if (panic === null) return first;
   process.stderr.write(`\n*** scenario ${name}: the guest kernel panicked (${panic}); files in ${first.out}. Running it once more: see test/guest/scenarios.ts guestPanic.\n\n`);
-  const second = await runScenarioOnce(name, opts);
-  return { ...second, retriedAfter: first.out };
+  return runScenarioOnce(name, opts);
 }
 
 async function runScenarioOnce(name: string, opts: ScenarioOptions): Promise<ScenarioRun> {

@@ -96,7 +96,7 @@ YAML
 # manifest's boot-restore timing has an end: targets restored and drop-ins removed), then save
 # `nvwa status` and every target's criu logs to the results; prints the update's phase.
 wait_for_restore() {
-	local done="" phase="" d n l
+	local done="" phase=""
 	for _ in $(seq 1 300); do
 		read -r done phase < <(nvwa status --json 2>/dev/null | python3 -c 'import json,sys
 j = json.load(sys.stdin)
@@ -106,11 +106,18 @@ print(1 if j.get("manifest", {}).get("timings", {}).get("boot-restore", {}).get(
 	done
 	nvwa status --json >"$NVWA_RESULTS/status.json" 2>&1 || true
 	nvwa status >"$NVWA_RESULTS/status.txt" 2>&1 || true
+	save_criu_logs
+	echo "$phase"
+}
+
+# save_criu_logs: every target's criu dump.log and restore.log into the results.
+save_criu_logs() {
+	local d n l
 	for d in /var/nvwa/running/*/; do
+		[[ -d $d ]] || continue
 		n=$(basename "$d")
 		for l in dump.log restore.log; do [[ ! -f $d$l ]] || cp "$d$l" "$NVWA_RESULTS/criu-$n-$l"; done
 	done
-	echo "$phase"
 }
 
 # guest_update ARG...: `nvwa update ARG...` (its output in update.txt), then end this boot's script

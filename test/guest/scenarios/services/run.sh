@@ -37,11 +37,7 @@ PY
 }
 
 collect() {
-	for d in /var/nvwa/running/*/; do
-		[[ -d $d ]] || continue
-		n=$(basename "$d")
-		for l in dump.log restore.log; do [[ ! -f $d$l ]] || cp "$d$l" "$NVWA_RESULTS/criu-$n-$l"; done
-	done
+	save_criu_logs
 	cp "$W"/*.log /var/log/svc-*.out "$NVWA_RESULTS/" 2>/dev/null || true
 	cp -r /var/log/nvwa "$NVWA_RESULTS/nvwa-logs" 2>/dev/null || true
 	for u in "${UNITS[@]}"; do systemctl status --no-pager "$u" >"$NVWA_RESULTS/status-$u.txt" 2>&1 || true; done
