@@ -47,6 +47,7 @@ import { signalAll, waitPidsFree, waitRunning } from "./signals.ts";
 import { tcpConnectionsOf } from "../net/tcp-conns.ts";
 import { removeInetTable } from "../net/tcp-lock.ts";
 import { criuLockTable, dumpRunId } from "./inventory.ts";
+import { faultPoint } from "../fault-point.ts";
 
 export interface CheckpointOptions {
   /** A manifest the caller already wrote in phase "planned" (kernel loaded, ...); else one is made. */
@@ -152,8 +153,9 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
   const dumped: DumpedTarget[] = [];
   let current: PlannedTarget | undefined;
   try {
-    for (const p of plan.targets) {
+    for (const [i, p] of plan.targets.entries()) {
       current = p;
+      if (i === 1) await faultPoint("before-dump-2");
       const d = await dumpOne(p, plan, opts, emit, (change) => {
         m = withTarget(m, p.name, change);
         writeManifest(m);
@@ -372,8 +374,11 @@ export interface CommitResult {
 }
 
 /**
- * The point of no return: images and manifest durable on disk (phase "committed", boot id),
- * then the frozen trees are killed. Call it after the last step that could still roll back.
+ * The point of no return: images and manifest durable on disk (phase "committed", boot id, every
+ * target "killing"), then the frozen trees are killed. The intent is written before the effect:
+ * a crash at any moment after that write leaves a manifest from which the next start of the
+ * daemon restores every target (src/daemon/recovery-plan.ts), whether its kill happened or not.
+ * Call it after the last step that could still roll back.
  */
 export async function commitCheckpoint(manifest: Manifest, o: EngineOptions = {}): Promise<CommitResult> {
   const emit = o.onEvent ?? ignoreEvents;
@@ -389,7 +394,11 @@ export async function commitCheckpoint(manifest: Manifest, o: EngineOptions = {}
   fsyncDir(manifest.criuDir);
   emit({ type: "images-synced", ms: Math.round(performance.now() - started), bytes: synced });
   const bootId = currentBootId();
-  let m: Manifest = { ...withPhase(manifest, "committed"), ...(bootId === undefined ? {} : { bootId }) };
+  let m: Manifest = {
+    ...withPhase(manifest, "committed"),
+    ...(bootId === undefined ? {} : { bootId }),
+    targets: manifest.targets.map((t) => ({ ...t, phase: "killing" as const })),
+  };
   writeManifest(m);
 
   const stillHeld: { pid: number; holder: string }[] = [];
@@ -400,9 +409,10 @@ export async function commitCheckpoint(manifest: Manifest, o: EngineOptions = {}
     const held = await waitPidsFree(t.pids, o.reapTimeoutMs ?? 10_000);
     stillHeld.push(...held);
     if (held.length > 0) log.warn(`${targetLabel(t)}: pid ${held[0]?.pid} not reaped yet (${held[0]?.holder}); a restore on this boot would clash`);
-    m = withTarget(m, t.name, (x) => ({ ...x, phase: "killed" }));
     emit({ type: "target-killed", name: t.name, pids: pids.length, ms: Math.round(performance.now() - t0) });
   }
+  await faultPoint("after-kill");
+  m = { ...m, targets: m.targets.map((t) => ({ ...t, phase: "killed" as const })) };
   writeManifest(m);
   return { manifest: m, syncedBytes: synced, stillHeld };
 }

@@ -1,29 +1,31 @@
 /**
  * What the daemon does with the manifest it finds: the boot-time restore after a jump, the
  * same restore on this boot when a committed update could not jump, and recovery from an update
- * that died half way (the daemon crashed or the machine lost power).
- *
- *   planned / checkpointing / dumped   same boot: resume the frozen trees (rollback)
- *                                      other boot: the processes are gone unsaved; say so
- *   committed / jumping / restoring    restore everything (pids here, services via their units)
- *   restore-failed / restored /        nothing to restore; leftover drop-ins are removed
- *   rolled-back
+ * that died half way (the daemon crashed or the machine lost power). Which of these applies is
+ * decided by src/daemon/recovery-plan.ts; this module carries it out.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import type { NvwaConfig } from "../config/types.ts";
 import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
 import { rollbackCheckpoint } from "../criu/checkpoint.ts";
+import { removeImages } from "../criu/images.ts";
+import { currentTree, readProc, sameProcess, snapshotProcesses } from "../criu/proc.ts";
+import { signalAll, waitPidsFree } from "../criu/signals.ts";
+import { faultPoint } from "../fault-point.ts";
+import { pendingTargets } from "../restore/plan.ts";
 import { isKexecLoaded, unloadKernel, type Loader } from "../kexec/index.ts";
 import { netSnapshotPath, restoreNetwork } from "../net/index.ts";
 import { installTcpLock, removeTcpLock } from "../net/tcp-lock.ts";
 import { restoreAll, restoreTarget, type TargetRestoreResult } from "../restore/restore.ts";
 import { currentBootId, acquireLock, lockPath, type HeldLock } from "../state/lock.ts";
-import { errorRecord, withPhase, withTarget, type Manifest, type Target } from "../state/manifest.ts";
+import { errorRecord, stampTarget, withPhase, withTarget, type Manifest, type Recovery, type Target } from "../state/manifest.ts";
 import { readManifest, readManifestIfAny, updateManifest, writeManifest } from "../state/manifest-file.ts";
 import { removeDropins } from "../systemd/dropins.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
 import { fromEngine } from "./events.ts";
 import type { ProgressEvent, RestoreResult } from "./protocol.ts";
+import { decideRecovery } from "./recovery-plan.ts";
 
 /** Open while service restores must get through to the daemon during an update's rollback. */
 export const restoreWindow = { open: false };
@@ -56,6 +58,11 @@ export interface RecoverDeps {
   lockHeld?: boolean;
   /** How long one service's restore (its start job) may take. */
   serviceTimeoutMs?: number;
+  /**
+   * Services already restored whose units must still take their trees over: adopted after the
+   * previous daemon died between the restore and the unit's start (recoverAtStart).
+   */
+  startAlso?: readonly Target[];
 }
 
 function serviceUnits(m: Manifest): string[] {
@@ -105,10 +112,11 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: RecoverDeps): 
     }
     await restoreAll(criuDir, { criuExe, select: { kinds: ["pid"] }, onEvent: (e) => deps.emit(fromEngine(e)) });
     deps.onProcessesRestored?.();
+    await faultPoint("after-pids-restored");
 
     // All start jobs at once: each restore waits mostly on criu, and criu's first run after boot
     // probes the kernel for seconds; one after another, services would wait on each other.
-    const pending = readManifest(criuDir).targets.filter((x) => x.kind === "service" && (x.phase === "killed" || x.phase === "restoring"));
+    const pending = [...pendingTargets(readManifest(criuDir), { kinds: ["service"] }), ...(deps.startAlso ?? [])];
     await Promise.all(
       pending.map(async (t) => {
         const unit = t.unit ?? t.name;
@@ -162,7 +170,7 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: RecoverDeps): 
 
 /** Installs the TCP lock for the connections of targets still to be restored; true if it is in place. */
 function lockPendingConnections(m: Manifest, deps: RecoverDeps): boolean {
-  const pending = m.targets.filter((t) => t.phase === "killed" || t.phase === "restoring");
+  const pending = pendingTargets(m);
   const tuples = pending.flatMap((t) => t.tcpTuples ?? []);
   if (tuples.length === 0) return false;
   try {
@@ -204,7 +212,65 @@ export async function handleRestoreRequest(config: NvwaConfig, unit: string, emi
 
 export type RecoveryAction = "none" | "restored" | "rolled-back" | "lost" | "cleaned" | "corrupt";
 
-/** Decides from the manifest what the daemon does when it starts (module comment). */
+/** The criu processes a previous daemon left working in criu_dir (KillMode=process keeps them). */
+function strayCriu(criuDir: string): number[] {
+  const prefix = `${resolve(criuDir)}/`;
+  const out: number[] = [];
+  for (const [pid, p] of snapshotProcesses()) {
+    if (pid === process.pid) continue;
+    if (!p.cmdline.some((a) => a === "dump" || a === "restore" || a === "pre-dump")) continue;
+    if (p.cmdline.some((a) => a.startsWith(prefix))) out.push(pid);
+  }
+  return out;
+}
+
+/**
+ * A dump or restore the dead daemon started runs on without it; deciding before it ends would
+ * resume a tree criu still holds, or restore one criu is restoring. Waits for them to finish.
+ */
+async function waitForStrayCriu(criuDir: string, deps: RecoverDeps, timeoutMs = 10 * 60_000): Promise<void> {
+  let pids = strayCriu(criuDir);
+  if (pids.length === 0) return;
+  deps.emit({ kind: "log", level: "warn", message: `waiting for criu (pid ${pids.join(", ")}) that the previous nvwa daemon left running in ${criuDir}` });
+  const until = Date.now() + timeoutMs;
+  while (pids.length > 0 && Date.now() < until) {
+    await Bun.sleep(100);
+    pids = strayCriu(criuDir);
+  }
+  if (pids.length > 0) deps.emit({ kind: "log", level: "error", message: `criu (pid ${pids.join(", ")}) still runs after ${timeoutMs / 1000} s; recovering anyway` });
+}
+
+/** Targets whose root pid runs now with the command line it was dumped with. */
+function aliveTargets(m: Manifest): Set<string> {
+  const out = new Set<string>();
+  for (const t of m.targets) {
+    const p = readProc(t.rootPid);
+    if (p !== null && p.state !== "Z" && p.cmdline.join("\0") === t.cmdline.join("\0")) out.add(t.name);
+  }
+  return out;
+}
+
+function recordRecovery(criuDir: string, found: Manifest["phase"], action: Recovery["action"], message: string): void {
+  const bootId = currentBootId();
+  updateManifest(criuDir, (m) => ({ ...m, recoveries: [...(m.recoveries ?? []), { at: Date.now(), ...(bootId === undefined ? {} : { bootId }), found, action, message }] }));
+}
+
+/** Kills what is left of the frozen trees of a committed update (the commit's own intent). */
+async function killLeftovers(m: Manifest, names: readonly string[], deps: RecoverDeps): Promise<void> {
+  for (const t of m.targets.filter((x) => names.includes(x.name))) {
+    const pids = [...new Set([...(sameProcess(t.rootPid, t.rootStartTime) ? currentTree(t.rootPid).processes : []), ...t.processes.filter((p) => readProc(p)?.state === "T")])];
+    if (pids.length === 0) continue;
+    signalAll(pids, "SIGKILL");
+    const held = await waitPidsFree(t.pids, 10_000);
+    deps.emit({ kind: "target", target: t.name, message: `${t.name}: killed what was left of its frozen tree (${pids.length} process(es)) before restoring it from its images` });
+    if (held.length > 0) deps.emit({ kind: "target", target: t.name, level: "error", message: `${t.name}: pid ${held[0]?.pid} is still held by ${held[0]?.holder}; its restore will clash` });
+  }
+}
+
+/**
+ * What the daemon does with the manifest it finds when it starts: the decision is
+ * src/daemon/recovery-plan.ts's (pure, table-tested); this carries it out.
+ */
 export async function recoverAtStart(config: NvwaConfig, deps: RecoverDeps): Promise<{ action: RecoveryAction; manifest: Manifest | null }> {
   const { criuDir, criuExe, kexecExe } = config.server;
   let m: Manifest | null;
@@ -216,38 +282,76 @@ export async function recoverAtStart(config: NvwaConfig, deps: RecoverDeps): Pro
     return { action: "corrupt", manifest: null };
   }
   if (m === null) return { action: "none", manifest: null };
-  const boot = currentBootId();
-  switch (m.phase) {
-    case "planned":
-    case "checkpointing":
-    case "dumped": {
-      const units = serviceUnits(m);
-      if (m.createdBootId !== undefined && m.createdBootId === boot) {
-        deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} stopped in phase ${m.phase}; resuming its processes` });
-        await rollbackCheckpoint(m, { criuExe, onEvent: (e) => deps.emit(fromEngine(e)) });
-        if (isKexecLoaded() && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
-        await cleanupDropins(config, units, deps);
-        return { action: "rolled-back", manifest: readManifest(criuDir) };
-      }
-      const err = new NvwaError("recover.lost", `the machine restarted while update ${m.updateId} was in phase ${m.phase}, before anything was committed`, {
-        hint: "its processes were not saved; start them again by hand",
-      });
-      writeManifest({ ...withPhase(m, "rolled-back"), error: errorRecord(err) });
-      deps.emit({ kind: "log", level: "error", message: err.message });
+  if (!["restored", "restore-failed", "rolled-back"].includes(m.phase)) {
+    await waitForStrayCriu(criuDir, deps);
+    m = readManifest(criuDir);
+  }
+  const found = m.phase;
+  const d = decideRecovery(m, { bootId: currentBootId(), kexecLoaded: isKexecLoaded(), alive: aliveTargets(m) });
+  const units = serviceUnits(m);
+  switch (d.action) {
+    case "none":
+      return { action: "none", manifest: null };
+    case "cleanup":
       await cleanupDropins(config, units, deps);
+      return { action: "cleaned", manifest: m };
+    case "rollback": {
+      const names = m.targets.filter((t) => t.phase !== "planned").map((t) => t.name);
+      deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} stopped in phase ${found} on this boot (the daemon died or was killed); resuming its processes` });
+      await rollbackCheckpoint(m, { criuExe, onEvent: (e) => deps.emit(fromEngine(e)) });
+      if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
+      await cleanupDropins(config, units, deps);
+      recordRecovery(criuDir, found, "rolled-back", `the nvwa daemon stopped during ${found} (it crashed or was killed); its next start rolled the update back: ${names.length > 0 ? `${names.join(", ")} resumed` : "nothing had been frozen"}${d.unloadKernel ? ", the loaded kernel unloaded" : ""}`);
+      return { action: "rolled-back", manifest: readManifest(criuDir) };
+    }
+    case "lost": {
+      const err = new NvwaError("recover.lost", `the machine restarted while update ${m.updateId} was in phase ${found}, before anything was committed: ${d.targets.join(", ") || "no target"} died with it unsaved`, {
+        hint: "as at any power loss, start them again (an enabled service is started by systemd as usual); the update changed nothing else",
+      });
+      const lost = m.targets.map((t) => ({ ...t, phase: "lost" as const, error: errorRecord(new NvwaError("recover.lost", `${t.name} was not saved: the machine restarted during the checkpoint`, { hint: "start it again" })) }));
+      writeManifest({ ...withPhase(m, "rolled-back"), targets: lost, error: errorRecord(err) });
+      deps.emit({ kind: "log", level: "error", message: err.message });
+      if (!m.options.debug) for (const t of m.targets) removeImagesQuietly(t.imagesDir, deps);
+      await cleanupDropins(config, units, deps);
+      recordRecovery(criuDir, found, "lost", err.message);
       return { action: "lost", manifest: readManifest(criuDir) };
     }
-    case "committed":
-    case "jumping":
-    case "restoring": {
-      const sameBoot = m.bootId !== undefined && m.bootId === boot;
-      if (sameBoot) deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} was committed but the jump did not happen; restoring on this kernel` });
-      const after = await restoreOnThisBoot(config, deps);
-      if (sameBoot && isKexecLoaded() && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
-      return { action: "restored", manifest: after };
+    case "restore": {
+      if (d.sameBoot) deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} was committed but the jump did not happen; restoring on this kernel` });
+      await killLeftovers(m, d.killLeftovers, deps);
+      for (const name of d.adopt) {
+        updateManifest(criuDir, (x) => withTarget(x, name, (t) => stampTarget({ ...t, phase: "restored", restoredPid: t.rootPid }, "restore", "end")));
+        deps.emit({ kind: "target", target: name, message: `${name}: its restore had finished before the previous daemon stopped; taken as restored (not restored twice)` });
+      }
+      const adoptedServices = m.targets.filter((t) => t.kind === "service" && d.adopt.includes(t.name));
+      const after = await restoreOnThisBoot(config, { ...deps, startAlso: adoptedServices });
+      if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
+      const jumped = runningRelease() === m.kernel.to && !d.sameBoot;
+      if (found !== "jumping" || !jumped) {
+        const why = d.sameBoot
+          ? `the nvwa daemon stopped during ${found} (it crashed or was killed) before the jump; its next start restored the targets on this kernel`
+          : found === "restoring"
+            ? "the restore after the jump was interrupted (power cut or daemon stopped); the next start restored the targets not yet restored"
+            : `the machine restarted in phase ${found} without the jump (a power cut?); the targets were restored on this kernel`;
+        recordRecovery(criuDir, found, "restored", `${why}: ${after.targets.map((t) => `${t.name} ${t.phase}`).join(", ")}`);
+      }
+      return { action: "restored", manifest: readManifest(criuDir) };
     }
-    default:
-      await cleanupDropins(config, serviceUnits(m), deps);
-      return { action: "cleaned", manifest: m };
+  }
+}
+
+function runningRelease(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+function removeImagesQuietly(dir: string, deps: RecoverDeps): void {
+  try {
+    removeImages(dir);
+  } catch (e) {
+    deps.emit({ kind: "log", level: "warn", message: `cannot remove the images in ${dir}: ${toNvwaError(e).message}` });
   }
 }

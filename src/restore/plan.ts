@@ -10,8 +10,13 @@ import type { Manifest, Target, UpdatePhase } from "../state/manifest.ts";
 
 /** Update phases from which a restore may start (or be retried). */
 export const RESTORABLE_PHASES: readonly UpdatePhase[] = ["committed", "jumping", "restoring", "restore-failed"];
-/** Target phases that still need a restore. */
-export const PENDING_TARGET_PHASES: readonly Target["phase"][] = ["killed", "restoring", "restore-failed", "skipped"];
+/**
+ * Target phases that still need a restore, in a committed update. "dumped" and "killing" are
+ * there because what is durable decides, not the last per-target step written: a committed
+ * manifest means every image is complete and fsynced, so a crash between the commit and the
+ * write of "killed" still restores every target (the images say which are missing, if any).
+ */
+export const PENDING_TARGET_PHASES: readonly Target["phase"][] = ["dumped", "killing", "killed", "restoring", "restore-failed", "skipped"];
 
 export interface RestoreSelection {
   /** Only these targets (by name). */
@@ -83,6 +88,6 @@ export function planRestore(m: Manifest, holders: ReadonlyMap<number, string>, s
  */
 export function settledPhase(m: Manifest): UpdatePhase {
   if (m.targets.every((t) => t.phase === "restored")) return "restored";
-  if (m.targets.some((t) => t.phase === "killed" || t.phase === "restoring")) return "restoring";
+  if (m.targets.some((t) => t.phase === "dumped" || t.phase === "killing" || t.phase === "killed" || t.phase === "restoring")) return "restoring";
   return "restore-failed";
 }

@@ -76,10 +76,13 @@ export interface RestoreReport {
   results: TargetRestoreResult[];
 }
 
+/** Marks the update restoring on this boot (recovery-plan.ts reads restoreBootId after a crash). */
 function begin(criuDir: string): Manifest {
+  const bootId = currentBootId();
   return updateManifest(criuDir, (m) => {
     assertRestorable(m);
-    return m.phase === "restoring" ? m : withPhase(m, "restoring");
+    const r = m.phase === "restoring" ? m : withPhase(m, "restoring");
+    return bootId === undefined || r.restoreBootId === bootId ? r : { ...r, restoreBootId: bootId };
   });
 }
 

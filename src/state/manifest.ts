@@ -15,15 +15,21 @@
  * - planned: written before anything is touched (kernel loaded, drop-ins, no process frozen).
  * - checkpointing: dumps under way; targets in phase "dumped" are frozen (criu --leave-stopped).
  * - dumped: every target is saved and frozen; nothing is killed yet. Rollback still possible.
- * - committed: images fsynced, then the frozen trees were killed. From here on the only way
- *   forward is a restore (after the jump, or on this boot if the jump fails).
+ * - committed: images fsynced and the intent to kill recorded (targets "killing"), then the frozen
+ *   trees are killed. From here on the only way forward is a restore (after the jump, on this boot
+ *   if the jump fails, or on the next boot after a power cut): every target not yet restored is
+ *   restored from its images, whatever per-target step the crash left behind.
  * - jumping: set just before reboot(KEXEC); `bootId` tells the restore side whether it happened.
  * - restoring / restored / restore-failed: the boot-time side; restore-failed means at least
  *   one target could not be restored (each target says why) and may be retried by name.
  * - rolled-back: terminal; every frozen tree was resumed and the images removed.
  *
- * Target phases: planned → dumping → dumped → (resumed | killed → restoring → restored |
- * restore-failed | skipped); dump-failed when its own dump failed.
+ * Target phases: planned → dumping → dumped → (resumed | killing → killed → restoring → restored |
+ * restore-failed | skipped); dump-failed when its own dump failed; lost when the machine
+ * restarted before the commit (its processes died unsaved).
+ *
+ * `recoveries` lists what each start of the daemon found and did with an unfinished update (a
+ * daemon that died, a power cut): `nvwa status` shows it.
  */
 import { join, resolve } from "node:path";
 import * as v from "valibot";
@@ -51,11 +57,13 @@ export const TARGET_PHASES = [
   "dumped",
   "dump-failed",
   "resumed",
+  "killing",
   "killed",
   "restoring",
   "restored",
   "restore-failed",
   "skipped",
+  "lost",
 ] as const;
 export type TargetPhase = (typeof TARGET_PHASES)[number];
 
@@ -180,6 +188,18 @@ export const ManifestOptions = v.object({
 });
 export type ManifestOptions = v.InferOutput<typeof ManifestOptions>;
 
+/** One start of the daemon that found this update unfinished, and what it did. */
+export const Recovery = v.object({
+  at: Epoch,
+  bootId: v.optional(v.string()),
+  /** The update's phase as the daemon found it. */
+  found: v.picklist(UPDATE_PHASES),
+  action: v.picklist(["rolled-back", "restored", "lost"]),
+  /** One sentence: what had happened and what was done. */
+  message: v.string(),
+});
+export type Recovery = v.InferOutput<typeof Recovery>;
+
 export const Manifest = v.object({
   version: v.literal(MANIFEST_VERSION),
   updateId: v.pipe(v.string(), v.minLength(1)),
@@ -190,12 +210,15 @@ export const Manifest = v.object({
   createdBootId: v.optional(v.string()),
   /** boot_id at commit: a restore on a different boot id knows the jump happened. */
   bootId: v.optional(v.string()),
+  /** boot_id when the restore began: on that same boot a target caught "restoring" may already run. */
+  restoreBootId: v.optional(v.string()),
   criuDir: v.string(),
   criu: v.optional(v.object({ exe: v.string(), version: v.optional(v.string()) })),
   options: ManifestOptions,
   timings: Timings,
   targets: v.array(Target),
   error: v.optional(ErrorRecord),
+  recoveries: v.optional(v.array(Recovery)),
 });
 export type Manifest = v.InferOutput<typeof Manifest>;
 

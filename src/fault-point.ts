@@ -1,0 +1,33 @@
+/**
+ * Fault points: named moments of the update and of the boot-side restore where a test can hold
+ * the daemon still, so that it cuts the power or kills the daemon exactly there and proves what
+ * nvwa does next (test/guest/scenarios/faults). A crash between two manifest writes is otherwise
+ * a matter of luck to hit.
+ *
+ * Inert unless $NVWA_FAULT_PAUSE (set on nvwa.service by the test, never by the package) names the
+ * point in its comma-separated list. Each point pauses once per boot: it writes
+ * <dir>/<point>.paused and waits for <dir>/<point>.go, where <dir> is $NVWA_FAULT_DIR or
+ * /run/nvwa/faults (tmpfs: a new boot starts clean, a restarted daemon does not pause again).
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export type FaultPoint =
+  /** Before the dump of the second target: the first one is frozen, the second not yet. */
+  | "before-dump-2"
+  /** The commit: the trees are killed, their "killed" phase not yet written. */
+  | "after-kill"
+  /** After the jump: the bare processes are restored, the services not yet. */
+  | "after-pids-restored";
+
+export async function faultPoint(point: FaultPoint, env: Record<string, string | undefined> = process.env): Promise<void> {
+  const wanted = (env.NVWA_FAULT_PAUSE ?? "").split(",").map((s) => s.trim());
+  if (!wanted.includes(point)) return;
+  const dir = env.NVWA_FAULT_DIR ?? "/run/nvwa/faults";
+  const paused = join(dir, `${point}.paused`);
+  if (existsSync(paused)) return;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(paused, `${process.pid}\n`);
+  const go = join(dir, `${point}.go`);
+  while (!existsSync(go)) await Bun.sleep(100);
+}
