@@ -1,6 +1,7 @@
 import { defineCommand } from "./define.ts";
 import { assertRelease } from "../kexec/release.ts";
-import { ExitCode } from "../errors.ts";
+import { ExitCode, NvwaError } from "../errors.ts";
+import { explainDaemonDeath } from "./daemon-died.ts";
 import { log } from "../log.ts";
 import { request } from "../daemon/client.ts";
 import type { ProgressEvent } from "../daemon/protocol.ts";
@@ -37,7 +38,11 @@ export const command = defineCommand({
       ...(args.fast === true ? { fast: true } : {}),
       ...(append ? { cmdlineAppend: append } : {}),
       ...(remove ? { cmdlineRemove: remove } : {}),
-    }, show)) as { kernel?: { from: string; to: string; loader: string }; timings?: { step: string; ms: number }[] };
+    }, show).catch(async (e: unknown) => {
+      // The daemon died mid-update: say in which phase and what its restart will do.
+      if (e instanceof NvwaError && e.code === "daemon.disconnected") throw await explainDaemonDeath(args["config-dir"]);
+      throw e;
+    })) as { kernel?: { from: string; to: string; loader: string }; timings?: { step: string; ms: number }[] };
     const timings = (result.timings ?? []).map((t) => `${t.step} ${t.ms} ms`).join(", ");
     await writeOut(`jumping ${result.kernel?.from ?? "?"} → ${result.kernel?.to ?? version}; the targets come back once it boots (\`nvwa status\`)\n`);
     if (timings) await writeOut(`phases: ${timings}\n`);

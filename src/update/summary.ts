@@ -24,6 +24,8 @@ export interface UpdateSummary {
   phases: { name: string; ms: number }[];
   targets: TargetSummary[];
   error?: string;
+  /** Each start of the daemon that found the update unfinished (a crash, a power cut) and what it did. */
+  recoveries?: { at: number; found: Manifest["phase"]; action: string; message: string }[];
 }
 
 function durations(timings: Record<string, Timing>): { name: string; ms: number }[] {
@@ -63,6 +65,7 @@ export function summarise(m: Manifest): UpdateSummary {
       };
     }),
     ...(m.error === undefined ? {} : { error: `${m.error.message}${m.error.hint ? ` — ${m.error.hint}` : ""}` }),
+    ...(m.recoveries === undefined ? {} : { recoveries: m.recoveries.map(({ at, found, action, message }) => ({ at, found, action, message })) }),
   };
 }
 
@@ -74,6 +77,7 @@ export function renderSummary(s: UpdateSummary): string {
     `kernel ${s.kernelFrom} → ${s.kernelTo}${s.loader ? ` (loaded with ${s.loader})` : ""}`,
   ];
   if (s.error) lines.push(`error: ${s.error}`);
+  for (const r of s.recoveries ?? []) lines.push(`interrupted: ${r.message} (${new Date(r.at).toISOString()})`);
   if (s.phases.length > 0) lines.push(`phases: ${s.phases.map((p) => `${p.name} ${secs(p.ms)}`).join(", ")}`);
   if (s.targets.length === 0) lines.push("targets: none");
   for (const t of s.targets) {
