@@ -33,6 +33,8 @@ export interface CommandEntry {
   usage: string;
   summary: string;
   options: [string, string][];
+  /** Other names the command answers to (the original's help lists `help, h`). */
+  aliases?: string[];
   hidden?: boolean;
   load(): Promise<CommandModule>;
 }
@@ -94,7 +96,8 @@ export const COMMANDS: CommandEntry[] = [
   },
   {
     name: "help",
-    usage: "nvwa help [command]",
+    aliases: ["h"],
+    usage: "nvwa help [command]  (or nvwa h [command])",
     summary: "show this help, or a command's",
     options: [],
     load: lazy("help", ARGS.help, () => import("./help.ts")),
@@ -102,5 +105,5 @@ export const COMMANDS: CommandEntry[] = [
 ];
 
 export function findCommand(name: string): CommandEntry | undefined {
-  return COMMANDS.find((c) => c.name === name);
+  return COMMANDS.find((c) => c.name === name || (c.aliases ?? []).includes(name));
 }

@@ -8,7 +8,8 @@ const VERSION = process.env.NVWA_BUILD_VERSION ?? "0.1.0";
 
 export function mainHelp(): string {
   const visible = COMMANDS.filter((c) => !c.hidden);
-  const width = Math.max(...visible.map((c) => c.name.length)) + 3;
+  const title = (c: (typeof visible)[number]): string => [c.name, ...(c.aliases ?? [])].join(", ");
+  const width = Math.max(...visible.map((c) => title(c).length)) + 3;
   return [
     "NAME:",
     "   nvwa - kernel hot upgrade: move to a new kernel while chosen processes and services keep running",
@@ -20,7 +21,7 @@ export function mainHelp(): string {
     `   ${VERSION}`,
     "",
     "COMMANDS:",
-    ...visible.map((c) => `   ${c.name.padEnd(width)}${c.summary}`),
+    ...visible.map((c) => `   ${title(c).padEnd(width)}${c.summary}`),
     "",
     "GLOBAL OPTIONS:",
     "   --config-dir DIR   configuration directory (default /etc/nvwa, or $NVWA_CONFIG_DIR)",

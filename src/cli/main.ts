@@ -53,11 +53,11 @@ export async function main(argv: string[]): Promise<ExitCode> {
       await writeOut(versionText());
       return ExitCode.ok;
     }
-    if (command === undefined || command === "help" && rest.length === 0) {
+    const entry = command === undefined ? undefined : findCommand(command);
+    if (command === undefined || (entry?.name === "help" && rest.length === 0)) {
       await writeOut(mainHelp());
-      return help || command === "help" ? ExitCode.ok : ExitCode.usage;
+      return help || entry?.name === "help" ? ExitCode.ok : ExitCode.usage;
     }
-    const entry = findCommand(command);
     if (entry === undefined) {
       const guess = suggestKey(command, COMMANDS.filter((c) => !c.hidden).map((c) => c.name));
       throw new NvwaError("cli.unknown-command", `unknown command "${command}"`, {

@@ -82,15 +82,17 @@ async function complete(line: string): Promise<string[]> {
 }
 
 const visible = COMMANDS.filter((c) => !c.hidden);
+/** Every name a visible command answers to (`help` also as `h`). */
+const names = visible.flatMap((c) => [c.name, ...(c.aliases ?? [])]).sort();
 
 test("/boot exists to be covered by the test's tmpfs", () => {
   expect(existsSync("/boot")).toBe(true);
 });
 
 test("completes the commands, and not the hidden restore helper", async () => {
-  expect(await complete("nvwa ")).toEqual(visible.map((c) => c.name).sort());
+  expect(await complete("nvwa ")).toEqual(names);
   expect(await complete("nvwa st")).toEqual(["status"]);
-  expect(await complete("nvwa --config-dir /etc ")).toEqual(visible.map((c) => c.name).sort());
+  expect(await complete("nvwa --config-dir /etc ")).toEqual(names);
   expect(await complete("nvwa res")).toEqual([]);
 });
 
@@ -113,6 +115,7 @@ test("each command's options are exactly those of the command table", async () =
 
 test("global options before the command, and help completes command names", async () => {
   expect(await complete("nvwa --v")).toEqual(["--verbose", "--version"]);
-  expect(await complete("nvwa help ")).toEqual(visible.map((c) => c.name).sort());
+  expect(await complete("nvwa help ")).toEqual(names);
+  expect(await complete("nvwa h ")).toEqual(names);
   expect(await complete("nvwa --config-dir /et")).toContain("/etc");
 });

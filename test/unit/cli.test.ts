@@ -13,12 +13,12 @@ function nvwa(...args: string[]): { code: number; out: string; err: string } {
 }
 
 describe("help", () => {
-  for (const spelling of [["help"], ["-h"], ["--help"]]) {
+  for (const spelling of [["help"], ["h"], ["-h"], ["--help"]]) {
     test(spelling.join(" "), () => {
       const r = nvwa(...spelling);
       expect(r.code).toBe(0);
       for (const section of ["NAME:", "USAGE:", "COMMANDS:", "GLOBAL OPTIONS:"]) expect(r.out).toContain(section);
-      for (const c of ["update", "check", "status", "init", "server", "help"]) expect(r.out).toMatch(new RegExp(`^   ${c} `, "m"));
+      for (const c of ["update", "check", "status", "init", "server", "help, h"]) expect(r.out).toMatch(new RegExp(`^   ${c} `, "m"));
       expect(r.out).not.toMatch(/^ {3}restore /m);
     });
   }
@@ -28,6 +28,10 @@ describe("help", () => {
     expect(r.out).toContain("nvwa update <kernel-version>");
     expect(r.out).toContain("--append PARAMS");
     expect(nvwa("update", "--help").out).toBe(r.out);
+    expect(nvwa("h", "update").out).toBe(r.out);
+  });
+  test("h is help's alias, not a prefix: `nvwa hh` is unknown", () => {
+    expect(nvwa("hh").code).toBe(2);
   });
   test("no command prints help and fails", () => {
     const r = nvwa();
