@@ -10,8 +10,15 @@ if [ "$(id -u)" -ne 0 ]; then
   exec sudo -E "$0" "$@"
 fi
 
+# Everything the build and test scripts run that a minimal Debian lacks (its Essential and
+# required packages are there). --no-install-recommends below means a tool's Recommends are not
+# pulled in: list what the scripts rely on explicitly. test/unit/dev-deps.test.ts reads the
+# scripts and fails when one runs something no package here (or Debian's base) provides.
 APT_PACKAGES=(
   mmdebstrap          # builds the guest image and the trixie criu used on this host
+  arch-test           # mmdebstrap --architectures=arm64 (a foreign arch) refuses to start without it
+  dpkg-dev            # dpkg-architecture, run on the host by mmdebstrap's eatmydata hook
+  debian-archive-keyring  # the bookworm/trixie keys mmdebstrap and fetch.sh verify against
   qemu-system-x86     # the x86_64 guest
   qemu-system-arm     # the arm64 guest
   qemu-user-static    # builds the arm64 guest image here: its package scripts run via binfmt_misc
@@ -19,8 +26,10 @@ APT_PACKAGES=(
   e2fsprogs           # mkfs.ext4 -d and debugfs: images without loop mounts
   iproute2            # tests compare netlink state with `ip -j` (nvwa itself never runs ip)
   rpm createrepo-c dnf gnupg rpmlint xorriso  # packaging, its ISO and its install test
+  systemd             # systemd-analyze verify, for the packaged unit file
   dbus-daemon         # a real D-Bus peer for the wire-format tests
-  file
+  python3             # the host tests' workloads (test/host/helpers/workload.py) and socket peers
+  file                # build-image.sh notes what each kernel image is
 )
 
 missing=()
