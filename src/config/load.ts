@@ -1,7 +1,8 @@
 /**
- * Reads /etc/nvwa/nvwa-restore.yaml and nvwa-server.yaml. Every problem becomes one NvwaError
- * naming file:line:column, what is wrong and what is allowed; nothing here has side effects
- * beyond reading the two files.
+ * Reads /etc/nvwa/nvwa-restore.yaml and nvwa-server.yaml. Every problem in either file is found
+ * in one run, each naming file:line:column, what is wrong and what is allowed: one problem is
+ * thrown as its own NvwaError, several as one config.invalid listing each on a line of its own.
+ * Nothing here has side effects beyond reading the two files.
  *
  * YAML 1.1 is used on purpose: the original nvwa parsed these files with Go's yaml.v2, where
  * `yes`/`no`/`on`/`off` are booleans, and existing configs rely on that.
@@ -37,6 +38,40 @@ function configError(where: string, what: string, hint: string): NvwaError {
   return new NvwaError("config.invalid", `${where}: ${what}`, { hint, exitCode: ExitCode.usage, details: { where } });
 }
 
+/** One problem found in a config file. */
+export interface ConfigProblem {
+  error: NvwaError;
+  /** The hint as a list of several problems shows it, when the full one is too long for a line. */
+  shortHint?: string;
+}
+
+/** A list of several problems shows this many; details.problems carries every one. */
+export const MAX_LISTED_PROBLEMS = 20;
+
+/**
+ * The error for everything found: a single problem as itself (its own code, message and hint),
+ * several as one config.invalid whose message lists each as `file:line:column: what — hint`.
+ */
+export function configProblemsError(problems: readonly ConfigProblem[]): NvwaError {
+  const only = problems.length === 1 ? problems[0] : undefined;
+  if (only !== undefined) return only.error;
+  if (problems.length === 0) throw new Error("configProblemsError: no problems");
+  const shown = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  ${p.error.message} — ${p.shortHint ?? p.error.hint ?? ""}`);
+  const more = problems.length - MAX_LISTED_PROBLEMS;
+  if (more > 0) shown.push(`  … and ${more} more`);
+  return new NvwaError("config.invalid", [`${problems.length} problems in the config files:`, ...shown].join("\n"), {
+    hint: "fix each one at its file:line:column (README.md, \"Configuration\", lists every key)",
+    exitCode: ExitCode.usage,
+    details: {
+      problems: problems.map((p) => ({ code: p.error.code, message: p.error.message, hint: p.error.hint, ...p.error.details })),
+    },
+  });
+}
+
+function throwIfAny(problems: readonly ConfigProblem[]): void {
+  if (problems.length > 0) throw configProblemsError(problems);
+}
+
 /**
  * As root, a config file others can write would let them make root checkpoint (and read the
  * memory of) arbitrary processes. `stats` is passed in so tests can exercise the rule.
@@ -61,8 +96,19 @@ export function insecurityOf(file: string, stats: Pick<Stats, "uid" | "mode">, e
 
 type Parsed = Record<string, unknown>;
 
-/** Parses one file's text against its key schemas. Pure: `file` is only used in messages. */
+/** Parses one file's text against its key schemas; throws everything wrong with it. Pure. */
 export function parseConfigText(file: string, text: string, schemas: KeySchemas): Parsed {
+  const { parsed, problems } = checkConfigText(file, text, schemas);
+  throwIfAny(problems);
+  return parsed;
+}
+
+/**
+ * Parses one file's text against its key schemas and returns every problem with the keys that
+ * were valid. Pure: `file` is only used in messages. A YAML syntax error is reported alone (what
+ * the parser says after the first one is mostly its consequences) and stops that file there.
+ */
+export function checkConfigText(file: string, text: string, schemas: KeySchemas): { parsed: Parsed; problems: ConfigProblem[] } {
   const lineCounter = new LineCounter();
   const at = (node: Node | null | undefined, fallbackOffset = 0): string => {
     const offset = node?.range?.[0] ?? fallbackOffset;
@@ -71,9 +117,12 @@ export function parseConfigText(file: string, text: string, schemas: KeySchemas)
   };
   const known = Object.keys(schemas);
   const allowed = `allowed keys: ${known.join(", ")}`;
+  const out: Parsed = {};
+  const problems: ConfigProblem[] = [];
+  const stop = (error: NvwaError): { parsed: Parsed; problems: ConfigProblem[] } => ({ parsed: out, problems: [{ error }] });
 
   if (text.includes("\0")) {
-    throw configError(`${file}:1:1`, "contains NUL bytes; it is not a text file", `rewrite it as YAML with the keys ${known.join(", ")}`);
+    return stop(configError(`${file}:1:1`, "contains NUL bytes; it is not a text file", `rewrite it as YAML with the keys ${known.join(", ")}`));
   }
   const doc = parseDocument(text, {
     lineCounter,
@@ -85,29 +134,29 @@ export function parseConfigText(file: string, text: string, schemas: KeySchemas)
   if (firstError !== undefined) {
     const { line, col } = lineCounter.linePos(firstError.pos[0]);
     const what = clip(firstError.message.split("\n")[0] ?? firstError.message);
-    throw configError(`${file}:${line}:${col}`, `not valid YAML: ${what}`, "fix the YAML syntax at that position (indentation uses spaces; `key: value` needs a space after the colon)");
+    return stop(configError(`${file}:${line}:${col}`, `not valid YAML: ${what}`, "fix the YAML syntax at that position (indentation uses spaces; `key: value` needs a space after the colon)"));
   }
   const root = doc.contents;
-  if (root === null || (isScalar(root) && (root.value === null || root.value === ""))) return {};
-  if (!isMap(root)) {
-    throw configError(at(root), "must be a mapping of `key: value` lines", allowed);
-  }
+  if (root === null || (isScalar(root) && (root.value === null || root.value === ""))) return { parsed: out, problems };
+  if (!isMap(root)) return stop(configError(at(root), "must be a mapping of `key: value` lines", allowed));
 
-  const out: Parsed = {};
   for (const pair of root.items) {
     const keyNode = pair.key as Node | null;
     if (!isScalar(keyNode) || typeof keyNode.value !== "string") {
-      throw configError(at(keyNode), "keys must be plain names", allowed);
+      problems.push({ error: configError(at(keyNode), "keys must be plain names", allowed) });
+      continue;
     }
     const key = keyNode.value;
     const schema = schemas[key];
     if (schema === undefined) {
       const guess = suggestKey(key, known);
-      throw new NvwaError("config.unknown-key", `${at(keyNode)}: unknown key "${key}"`, {
+      const error = new NvwaError("config.unknown-key", `${at(keyNode)}: unknown key "${clip(key)}"`, {
         hint: guess === undefined ? allowed : `did you mean "${guess}"? (${allowed})`,
         exitCode: ExitCode.usage,
         details: { key, suggestion: guess },
       });
+      problems.push(guess === undefined ? { error } : { error, shortHint: `did you mean "${guess}"?` });
+      continue;
     }
     const valueNode = pair.value as Node | null;
     let value: unknown;
@@ -115,7 +164,8 @@ export function parseConfigText(file: string, text: string, schemas: KeySchemas)
       // Billion-laughs protection: a few aliases are legitimate, thousands are an attack.
       value = valueNode === null ? null : valueNode.toJS(doc, { maxAliasCount: 100 });
     } catch (e) {
-      throw configError(at(valueNode), `value of "${key}" cannot be read: ${(e as Error).message}`, "remove the anchors/aliases from this value");
+      problems.push({ error: configError(at(valueNode), `value of "${key}" cannot be read: ${(e as Error).message}`, "remove the anchors/aliases from this value") });
+      continue;
     }
     const result = v.safeParse(schema, value);
     if (!result.success) {
@@ -124,11 +174,12 @@ export function parseConfigText(file: string, text: string, schemas: KeySchemas)
       const index = issue.path?.[0]?.key;
       if (typeof index === "number" && isSeq(valueNode)) node = (valueNode.items[index] as Node | undefined) ?? valueNode;
       const shown = typeof issue.input === "string" || typeof issue.input === "number" || typeof issue.input === "boolean" ? ` (got ${clip(JSON.stringify(issue.input))})` : "";
-      throw configError(at(node, keyNode.range?.[0]), `"${key}" ${issue.message}${shown}`, hintFor(key));
+      problems.push({ error: configError(at(node, keyNode.range?.[0]), `"${key}" ${issue.message}${shown}`, hintFor(key)) });
+      continue;
     }
     out[key] = result.output;
   }
-  return out;
+  return { parsed: out, problems };
 }
 
 /** Values and parser messages are quoted in one-line errors; keep them short. */
@@ -164,7 +215,8 @@ function defaultPathOf(key: string): string {
   return map[key] ?? "/";
 }
 
-function readConfigFile(path: string, euid: number): string | null {
+/** The file's text; null when it does not exist (defaults apply); a problem when it cannot be used. */
+function readConfigFile(path: string, euid: number): string | null | ConfigProblem {
   let stats: Stats;
   try {
     stats = statSync(path);
@@ -174,39 +226,55 @@ function readConfigFile(path: string, euid: number): string | null {
       log.debug(`${path} not found: using defaults`);
       return null;
     }
-    throw new NvwaError("config.unreadable", `cannot read ${path}: ${code ?? String(e)}`, { hint: "check the file's permissions", exitCode: ExitCode.usage });
+    return { error: new NvwaError("config.unreadable", `cannot read ${path}: ${code ?? String(e)}`, { hint: "check the file's permissions", exitCode: ExitCode.usage }) };
   }
   if (!stats.isFile()) {
-    throw new NvwaError("config.unreadable", `${path} is not a regular file`, { hint: `replace ${path} with a YAML file`, exitCode: ExitCode.usage });
+    return { error: new NvwaError("config.unreadable", `${path} is not a regular file`, { hint: `replace ${path} with a YAML file`, exitCode: ExitCode.usage }) };
   }
   const insecure = insecurityOf(path, stats, euid);
-  if (insecure) throw insecure;
+  if (insecure) return { error: insecure };
   if (stats.size > MAX_CONFIG_BYTES) {
-    throw new NvwaError("config.too-large", `${path} is ${stats.size} bytes; a config file is at most ${MAX_CONFIG_BYTES}`, { hint: "check that the right file is in place", exitCode: ExitCode.usage });
+    return { error: new NvwaError("config.too-large", `${path} is ${stats.size} bytes; a config file is at most ${MAX_CONFIG_BYTES}`, { hint: "check that the right file is in place", exitCode: ExitCode.usage }) };
   }
-  return readFileSync(path, "utf8");
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { error: new NvwaError("config.unreadable", `cannot read ${path}: ${code ?? String(e)}`, { hint: "check the file's permissions", exitCode: ExitCode.usage }) };
+  }
 }
 
-/** Builds the typed restore config from parsed keys. Pure. */
+/** Builds the typed restore config from parsed keys; throws everything wrong. Pure. */
 export function restoreFromParsed(file: string, p: Parsed): RestoreConfig {
+  const { config, problems } = checkRestoreParsed(file, p);
+  throwIfAny(problems);
+  return config;
+}
+
+/** The typed restore config from parsed keys, and the problems across keys (duplicates, conflicts). Pure. */
+export function checkRestoreParsed(file: string, p: Parsed): { config: RestoreConfig; problems: ConfigProblem[] } {
+  const problems: ConfigProblem[] = [];
   const services = ((p.services as string[] | undefined) ?? []).map(normaliseUnitName);
   const pids = (p.pids as number[] | undefined) ?? [];
   const dupPid = pids.find((x, i) => pids.indexOf(x) !== i);
-  if (dupPid !== undefined) throw configError(file, `pid ${dupPid} is listed twice in "pids"`, "list each pid once");
+  if (dupPid !== undefined) problems.push({ error: configError(file, `pid ${dupPid} is listed twice in "pids"`, "list each pid once") });
   const dupSvc = services.find((x, i) => services.indexOf(x) !== i);
-  if (dupSvc !== undefined) throw configError(file, `service ${dupSvc} is listed twice in "services"`, "list each service once (\"redis\" and \"redis.service\" are the same unit)");
+  if (dupSvc !== undefined) problems.push({ error: configError(file, `service ${dupSvc} is listed twice in "services"`, "list each service once (\"redis\" and \"redis.service\" are the same unit)") });
   const a = p.enable_debug_mode as boolean | null | undefined;
   const b = p.enbale_debug_mode as boolean | null | undefined;
   if (a != null && b != null && a !== b) {
-    throw configError(file, `"enable_debug_mode" is ${a} but the legacy "enbale_debug_mode" is ${b}`, "keep only enable_debug_mode");
+    problems.push({ error: configError(file, `"enable_debug_mode" is ${a} but the legacy "enbale_debug_mode" is ${b}`, "keep only enable_debug_mode") });
   }
   return {
-    pids,
-    services,
-    restoreNet: (p.restore_net as boolean | null | undefined) ?? RESTORE_DEFAULTS.restoreNet,
-    enableQuickKexec: (p.enable_quick_kexec as boolean | null | undefined) ?? RESTORE_DEFAULTS.enableQuickKexec,
-    enablePinMemory: (p.enable_pin_memory as boolean | null | undefined) ?? RESTORE_DEFAULTS.enablePinMemory,
-    debug: a ?? b ?? RESTORE_DEFAULTS.debug,
+    config: {
+      pids,
+      services,
+      restoreNet: (p.restore_net as boolean | null | undefined) ?? RESTORE_DEFAULTS.restoreNet,
+      enableQuickKexec: (p.enable_quick_kexec as boolean | null | undefined) ?? RESTORE_DEFAULTS.enableQuickKexec,
+      enablePinMemory: (p.enable_pin_memory as boolean | null | undefined) ?? RESTORE_DEFAULTS.enablePinMemory,
+      debug: a ?? b ?? RESTORE_DEFAULTS.debug,
+    },
+    problems,
   };
 }
 
@@ -226,17 +294,35 @@ export interface LoadOptions {
   euid?: number;
 }
 
+/**
+ * Reads and checks both files. Everything wrong in either is reported at once (see
+ * configProblemsError), so one run shows every typo with its position and suggestion.
+ */
 export function loadConfig(dir: string = resolveConfigDir(), opts: LoadOptions = {}): NvwaConfig {
   const euid = opts.euid ?? process.geteuid?.() ?? 0;
   const restorePath = join(dir, RESTORE_FILE);
   const serverPath = join(dir, SERVER_FILE);
-  const restoreText = readConfigFile(restorePath, euid);
-  const serverText = readConfigFile(serverPath, euid);
-  const restoreParsed = restoreText === null ? {} : parseConfigText(restorePath, restoreText, RESTORE_KEYS);
-  const serverParsed = serverText === null ? {} : parseConfigText(serverPath, serverText, SERVER_KEYS);
+  const problems: ConfigProblem[] = [];
+  const read = (path: string, schemas: KeySchemas): { text: string | null; parsed: Parsed } => {
+    const text = readConfigFile(path, euid);
+    if (text === null) return { text: null, parsed: {} };
+    if (typeof text !== "string") {
+      problems.push(text);
+      return { text: null, parsed: {} };
+    }
+    const checked = checkConfigText(path, text, schemas);
+    problems.push(...checked.problems);
+    return { text, parsed: checked.parsed };
+  };
+  // In file order: the restore file's problems, its cross-key ones, then the server file's.
+  const restoreFile = read(restorePath, RESTORE_KEYS);
+  const restore = checkRestoreParsed(restorePath, restoreFile.parsed);
+  problems.push(...restore.problems);
+  const serverFile = read(serverPath, SERVER_KEYS);
+  throwIfAny(problems);
   return {
-    restore: restoreFromParsed(restorePath, restoreParsed),
-    server: serverFromParsed(serverParsed),
-    files: { restore: restoreText === null ? null : restorePath, server: serverText === null ? null : serverPath },
+    restore: restore.config,
+    server: serverFromParsed(serverFile.parsed),
+    files: { restore: restoreFile.text === null ? null : restorePath, server: serverFile.text === null ? null : serverPath },
   };
 }

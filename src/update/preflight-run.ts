@@ -23,5 +23,5 @@ export async function runPreflight(config: NvwaConfig, opts: ProbeOptions = {}):
 /** For `nvwa update`: runs the checks and throws preflight.failed (exit 3) on any fail. */
 export async function requirePreflight(config: NvwaConfig, opts: ProbeOptions = {}): Promise<Check[]> {
   const { checks } = await runPreflight(config, opts);
-  return assertPreflight(checks);
+  return assertPreflight(checks, opts.version ?? undefined);
 }

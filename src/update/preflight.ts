@@ -256,18 +256,35 @@ export function evaluatePreflight(f: Facts, config: NvwaConfig): Check[] {
   ];
 }
 
-/** Throws the preflight failure `nvwa update` reports (exit code 3), or returns the checks. */
-export function assertPreflight(checks: Check[]): Check[] {
+/** A refused update names this many failed checks with their fixes; `nvwa check` shows the rest. */
+export const MAX_LISTED_FAILURES = 5;
+
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, " ");
+
+/**
+ * Throws the preflight failure `nvwa update` reports (exit code 3), or returns the checks. The
+ * message names each failed check with what was found and its fix, one line each (up to
+ * MAX_LISTED_FAILURES, then how many more and the `nvwa check` that shows them), so that a
+ * refused update says why without a second command. details.failed has every failed check.
+ */
+export function assertPreflight(checks: Check[], version?: string): Check[] {
   const bad = failed(checks);
   if (bad.length === 0) return checks;
   const first = bad[0] as Check;
-  throw new NvwaError(
-    "preflight.failed",
-    bad.length === 1 ? `preflight failed: ${first.title}: ${first.detail}` : `preflight failed (${bad.length} checks): ${bad.map((c) => c.title).join(", ")}`,
-    {
-      hint: bad.length === 1 ? first.fix : "run `nvwa check <version>` to see each failure and its fix",
-      exitCode: ExitCode.preflight,
-      details: { failed: bad },
-    },
-  );
+  const checkCmd = `nvwa check ${version ?? "<version>"}`;
+  const opts = { exitCode: ExitCode.preflight, details: { failed: bad } };
+  if (bad.length === 1) {
+    return refuse(`preflight failed: ${first.title}: ${oneLine(first.detail)}`, { ...opts, hint: oneLine(first.fix ?? `run \`${checkCmd}\``) });
+  }
+  const lines = bad.slice(0, MAX_LISTED_FAILURES).map((c) => `  ${c.title}: ${oneLine(c.detail)}${c.fix ? ` — ${oneLine(c.fix)}` : ""}`);
+  const more = bad.length - MAX_LISTED_FAILURES;
+  if (more > 0) lines.push(`  … and ${more} more: ${checkCmd}`);
+  return refuse([`preflight failed (${bad.length} checks):`, ...lines].join("\n"), {
+    ...opts,
+    hint: `nothing was changed; \`${checkCmd}\` shows every check, warnings included`,
+  });
+}
+
+function refuse(message: string, opts: { hint: string; exitCode: ExitCode; details: Record<string, unknown> }): never {
+  throw new NvwaError("preflight.failed", message, opts);
 }

@@ -67,6 +67,7 @@ test("1200 mutated configs end in a clean error or a valid config", () => {
   const r = rng(20261201);
   let valid = 0;
   let rejected = 0;
+  let multi = 0;
   for (let i = 0; i < 1200; i++) {
     const restore = i % 2 === 0;
     const text = mutate(r, restore ? VALID_RESTORE : VALID_SERVER);
@@ -77,14 +78,26 @@ test("1200 mutated configs end in a clean error or a valid config", () => {
       valid++;
     } catch (e) {
       if (!(e instanceof NvwaError)) throw new Error(`case ${i} threw ${String(e)} for ${JSON.stringify(text.slice(0, 200))}`);
-      expect(e.message).not.toContain("\n");
-      expect(e.message.length).toBeLessThan(1000);
-      expect(e.message).toStartWith("c.yaml");
+      // One problem: one line naming its position. Several: a count, then one line each.
+      const lines = e.message.split("\n");
+      if (lines.length === 1) {
+        expect(e.message.length).toBeLessThan(1000);
+        expect(e.message).toStartWith("c.yaml");
+      } else {
+        expect(e.code).toBe("config.invalid");
+        expect(lines[0]).toBe(`${lines.length - 1} problems in the config files:`);
+        for (const l of lines.slice(1)) {
+          expect(l).toStartWith("  c.yaml:");
+          expect(l.length).toBeLessThan(400);
+        }
+        multi++;
+      }
       expect(e.hint).toBeString();
       rejected++;
     }
   }
   expect(valid + rejected).toBe(1200);
+  expect(multi).toBeGreaterThan(0);
   // Both outcomes must occur, or the mutator is not exercising the loader.
   expect(valid).toBeGreaterThan(10);
   expect(rejected).toBeGreaterThan(500);

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NvwaError } from "../../src/errors.ts";
-import { insecurityOf, loadConfig, parseConfigText, restoreFromParsed } from "../../src/config/load.ts";
+import { insecurityOf, loadConfig, MAX_LISTED_PROBLEMS, parseConfigText, restoreFromParsed } from "../../src/config/load.ts";
 import { RESTORE_KEYS, SERVER_KEYS, unitNameProblem } from "../../src/config/schema.ts";
 import { suggestKey } from "../../src/config/suggest.ts";
 
@@ -226,5 +226,87 @@ describe("ownership and permissions (rule; real files are in test/host/config-pe
   test("0640 root:root is fine; non-root callers are not policed", () => {
     expect(insecurityOf("/f", { uid: 0, mode: 0o100640 }, 0)).toBeUndefined();
     expect(insecurityOf("/f", { uid: 1000, mode: 0o100666 }, 1000)).toBeUndefined();
+  });
+});
+
+describe("every problem in both files is reported in one run", () => {
+  const sample = (name: string): string => readFileSync(join(import.meta.dir, "../../rpm", name), "utf8");
+  /** The packaged samples with the seed guide's three typos put back: two in one file, one in the other. */
+  const restoreText = sample("nvwa-restore.yaml").replace(/^restore_net:/m, "restore net:").replace(/^enable_pin_memory:/m, "enable pin_memory:");
+  const serverText = sample("nvwa-server.yaml").replace(/^kexec_exe:/m, "kexec_ex:");
+  const lineOf = (text: string, start: string): number => text.split("\n").findIndex((l) => l.startsWith(start)) + 1;
+
+  test("the seed's three typos in two files: each with file:line:column and its suggestion", () => {
+    const dir = dirWith(restoreText, serverText);
+    const r = join(dir, "nvwa-restore.yaml");
+    const s = join(dir, "nvwa-server.yaml");
+    // The lines are found in the text, not assumed: 18, 26 and 16 in today's samples.
+    const [netLine, pinLine, kexecLine] = [lineOf(restoreText, "restore net:"), lineOf(restoreText, "enable pin_memory:"), lineOf(serverText, "kexec_ex:")];
+    expect([netLine, pinLine, kexecLine]).toEqual([18, 26, 16]);
+    const e = failure(() => loadConfig(dir));
+    expect(e.code).toBe("config.invalid");
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toBe(
+      [
+        "3 problems in the config files:",
+        `  ${r}:${netLine}:1: unknown key "restore net" — did you mean "restore_net"?`,
+        `  ${r}:${pinLine}:1: unknown key "enable pin_memory" — did you mean "enable_pin_memory"?`,
+        `  ${s}:${kexecLine}:1: unknown key "kexec_ex" — did you mean "kexec_exe"?`,
+      ].join("\n"),
+    );
+    expect(e.hint).toContain("file:line:column");
+    const problems = e.details.problems as { code: string; message: string; hint: string; suggestion?: string }[];
+    expect(problems.map((p) => [p.code, p.suggestion])).toEqual([
+      ["config.unknown-key", "restore_net"],
+      ["config.unknown-key", "enable_pin_memory"],
+      ["config.unknown-key", "kexec_exe"],
+    ]);
+    // The full hints (with the keys each file allows) stay in the details.
+    expect(problems[2]?.hint).toBe('did you mean "kexec_exe"? (allowed keys: criu_dir, criu_exe, kexec_exe, systemd_etc, log_dir)');
+  });
+
+  test("the packaged samples themselves load cleanly", () => {
+    const c = loadConfig(dirWith(sample("nvwa-restore.yaml"), sample("nvwa-server.yaml")));
+    expect(c.restore.restoreNet).toBe(false);
+    expect(c.server.kexecExe).toBe("/usr/sbin/kexec");
+  });
+
+  test("one problem is still reported alone, as its own error", () => {
+    const e = failure(() => loadConfig(dirWith(undefined, serverText)));
+    expect(e.code).toBe("config.unknown-key");
+    expect(e.message).not.toContain("\n");
+  });
+
+  test("different kinds at once: a wrong value, a duplicate, a YAML error in the other file", () => {
+    const dir = dirWith("pids: [12, 12]\nrestore_net: maybe\nenable_debug_mode: true\nenbale_debug_mode: false\n", "criu_dir: /a\nlog_dir: [\n");
+    const e = failure(() => loadConfig(dir));
+    const lines = e.message.split("\n");
+    expect(lines[0]).toBe("4 problems in the config files:");
+    expect(lines[1]).toStartWith(`  ${join(dir, "nvwa-restore.yaml")}:2:14: "restore_net" must be true or false (got "maybe") — write "restore_net" as true or false`);
+    expect(lines[2]).toStartWith(`  ${join(dir, "nvwa-restore.yaml")}: pid 12 is listed twice in "pids" — list each pid once`);
+    expect(lines[3]).toStartWith(`  ${join(dir, "nvwa-restore.yaml")}: "enable_debug_mode" is true but the legacy "enbale_debug_mode" is false — keep only enable_debug_mode`);
+    expect(lines[4]).toStartWith(`  ${join(dir, "nvwa-server.yaml")}:3:1: not valid YAML:`);
+    expect(lines.length).toBe(5);
+  });
+
+  test("a file that cannot be used is reported with the other file's problems", () => {
+    const dir = dirWith(undefined, "kexec_ex: /usr/sbin/kexec\n");
+    mkdirSync(join(dir, "nvwa-restore.yaml"));
+    const e = failure(() => loadConfig(dir));
+    expect(e.message.split("\n")).toEqual([
+      "2 problems in the config files:",
+      `  ${join(dir, "nvwa-restore.yaml")} is not a regular file — replace ${join(dir, "nvwa-restore.yaml")} with a YAML file`,
+      `  ${join(dir, "nvwa-server.yaml")}:1:1: unknown key "kexec_ex" — did you mean "kexec_exe"?`,
+    ]);
+  });
+
+  test("a long list is cut at MAX_LISTED_PROBLEMS; the details keep every problem", () => {
+    const text = Array.from({ length: MAX_LISTED_PROBLEMS + 5 }, (_, i) => `bogus_key_number_${i}: 1\n`).join("");
+    const e = failure(() => parseConfigText("x.yaml", text, RESTORE_KEYS));
+    const lines = e.message.split("\n");
+    expect(lines[0]).toBe(`${MAX_LISTED_PROBLEMS + 5} problems in the config files:`);
+    expect(lines.length).toBe(1 + MAX_LISTED_PROBLEMS + 1);
+    expect(lines.at(-1)).toBe("  … and 5 more");
+    expect((e.details.problems as unknown[]).length).toBe(MAX_LISTED_PROBLEMS + 5);
   });
 });

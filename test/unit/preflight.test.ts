@@ -9,7 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { RESTORE_DEFAULTS, SERVER_DEFAULTS, type NvwaConfig } from "../../src/config/types.ts";
-import { isNvwaError } from "../../src/errors.ts";
+import { renderError } from "../../src/cli/render.ts";
+import { startServer } from "../../src/daemon/server.ts";
+import { isNvwaError, type NvwaError } from "../../src/errors.ts";
 import { parseIomem } from "../../src/mem/iomem.ts";
 import { acquireLock } from "../../src/state/lock.ts";
 import type { ServiceProperties } from "../../src/systemd/units.ts";
@@ -26,7 +28,7 @@ import {
   probePids,
   systemConfFiles,
 } from "../../src/update/facts.ts";
-import { assertPreflight, evaluatePreflight } from "../../src/update/preflight.ts";
+import { assertPreflight, evaluatePreflight, MAX_LISTED_FAILURES } from "../../src/update/preflight.ts";
 import { checkServices } from "../../src/update/preflight-services.ts";
 import type { Check } from "../../src/update/preflight-types.ts";
 import { checkKexecWatchdog, mergeWatchdogSettings, watchdogSeconds } from "../../src/update/preflight-watchdog.ts";
@@ -444,4 +446,111 @@ describe("probeKernel on real Debian kernels", () => {
     expect(probeKernel("../../etc/passwd", "x64", boot, boot).versionProblem).toContain("'/'");
     expect(probeKernel("6.9.9", "x64", boot, boot)).toMatchObject({ kernelPath: null, image: null });
   });
+});
+
+describe("a refused update says why (issue 12: no second command needed)", () => {
+  const V = "9.9.9-nonexistent";
+  /** The healthy box asked for a kernel that is not installed: /boot is only looked at. */
+  const missingKernel = (): Facts => ({ ...healthy(), kernel: probeKernel(V, "arm64") });
+  const refusal = (checks: Check[], version?: string): NvwaError => {
+    try {
+      assertPreflight(checks, version);
+    } catch (e) {
+      if (isNvwaError(e)) return e;
+      throw e;
+    }
+    throw new Error("assertPreflight did not refuse");
+  };
+
+  test("each failed check on a line of its own: title, what was found naming the file, the fix", () => {
+    const e = refusal(evaluatePreflight(missingKernel(), config()), V);
+    expect(e.code).toBe("preflight.failed");
+    expect(e.exitCode).toBe(3);
+    expect(e.message.split("\n")).toEqual([
+      "preflight failed (2 checks):",
+      `  kernel image: no kernel image for ${V}: tried /boot/vmlinuz-${V}, /usr/lib/modules/${V}/vmlinuz — install the kernel package for ${V}`,
+      `  initramfs: no initramfs for ${V}: tried /boot/initramfs-${V}.img, /boot/initrd.img-${V}, /usr/lib/modules/${V}/initrd — build it: \`dracut --kver ${V}\` (openEuler/Fedora) or \`update-initramfs -c -k ${V}\` (Debian)`,
+    ]);
+    expect(e.hint).toBe(`nothing was changed; \`nvwa check ${V}\` shows every check, warnings included`);
+    expect((e.details.failed as Check[]).map((c) => c.id)).toEqual(["kernel.image", "kernel.initrd"]);
+    // What the person sees (src/cli/render.ts): the same lines, the hint and the code last.
+    expect(renderError(e)).toEqual({
+      line: [`nvwa: preflight failed (2 checks):`, ...e.message.split("\n").slice(1), `  ${e.hint} [preflight.failed]`].join("\n"),
+      exitCode: 3,
+    });
+  });
+
+  test("one failed check stays one line with its fix as the hint", () => {
+    const f = healthy();
+    f.devPinmem = false;
+    const e = refusal(evaluatePreflight(f, config({ enablePinMemory: true })), "6.6.0-1");
+    expect(e.message).toStartWith("preflight failed: ");
+    expect(e.message).not.toContain("\n");
+    expect(e.hint).toBe(row(evaluatePreflight(f, config({ enablePinMemory: true })), "accel.pin-memory.device")?.fix);
+    expect(renderError(e).line).toBe(`nvwa: ${e.message} — ${e.hint} [preflight.failed]`);
+  });
+
+  test(`at most ${MAX_LISTED_FAILURES} are listed, then how many more and the command that shows them`, () => {
+    const checks: Check[] = Array.from({ length: MAX_LISTED_FAILURES + 3 }, (_, i) => ({
+      id: `x.${i}`,
+      title: `check ${i}`,
+      status: "fail",
+      detail: `problem ${i}\nwith a second line`,
+      fix: `fix ${i}`,
+    }));
+    const e = refusal([...checks, { id: "ok", title: "fine", status: "ok", detail: "fine" }], V);
+    const lines = e.message.split("\n");
+    expect(lines[0]).toBe(`preflight failed (${MAX_LISTED_FAILURES + 3} checks):`);
+    expect(lines.slice(1, -1)).toEqual(Array.from({ length: MAX_LISTED_FAILURES }, (_, i) => `  check ${i}: problem ${i} with a second line — fix ${i}`));
+    expect(lines.at(-1)).toBe(`  … and 3 more: nvwa check ${V}`);
+    expect((e.details.failed as Check[]).length).toBe(MAX_LISTED_FAILURES + 3);
+  });
+
+  test("without a version the command names its placeholder", () => {
+    const e = refusal(evaluatePreflight(missingKernel(), config()));
+    expect(e.hint).toContain("`nvwa check <version>`");
+  });
+
+  test("`nvwa update` prints it all: from the daemon, over the socket, to the terminal", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nvwa-refusal-"));
+    const socketPath = join(dir, "run", "nvwa.socket");
+    const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as NonNullable<Parameters<typeof startServer>[0]["log"]>;
+    const asked: string[] = [];
+    const server = await startServer({
+      socketPath,
+      log: quiet,
+      allowedUids: [process.getuid?.() ?? 0],
+      handlers: {
+        // The daemon's update as far as its preflight (src/daemon/updater.ts: requirePreflight).
+        update: async (params) => {
+          asked.push(params.version);
+          return assertPreflight(evaluatePreflight({ ...healthy(), kernel: probeKernel(params.version, "arm64") }, config()), params.version);
+        },
+        restore: async () => ({ unit: "x.service", mainPid: 2, pids: [2] }),
+        status: () => ({}),
+      },
+    });
+    try {
+      // Bun.spawn, not spawnSync: this process serves the socket meanwhile.
+      const p = Bun.spawn([process.execPath, join(import.meta.dir, "../../src/main.ts"), "update", V], {
+        env: { ...process.env, NVWA_SOCKET: socketPath, NVWA_CONFIG_DIR: join(dir, "etc") },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+      expect(asked).toEqual([V]);
+      expect(code).toBe(3);
+      expect(out).toBe("");
+      expect(err.split("\n")).toEqual([
+        "nvwa: preflight failed (2 checks):",
+        `  kernel image: no kernel image for ${V}: tried /boot/vmlinuz-${V}, /usr/lib/modules/${V}/vmlinuz — install the kernel package for ${V}`,
+        `  initramfs: no initramfs for ${V}: tried /boot/initramfs-${V}.img, /boot/initrd.img-${V}, /usr/lib/modules/${V}/initrd — build it: \`dracut --kver ${V}\` (openEuler/Fedora) or \`update-initramfs -c -k ${V}\` (Debian)`,
+        `  nothing was changed; \`nvwa check ${V}\` shows every check, warnings included [preflight.failed]`,
+        "",
+      ]);
+    } finally {
+      server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
 });
