@@ -19,7 +19,7 @@ import { assertPlanOk, planCheckpoint, type CheckpointPlan } from "../criu/plan.
 import { probeCriu } from "../criu/probe.ts";
 import { assertKexecLoaded, loadKernel, unloadKernel, type LoadedKernel } from "../kexec/index.ts";
 import { netSnapshotPath, saveNetwork, writeNetSnapshot } from "../net/index.ts";
-import { rebootKexec } from "../../ffi/reboot.ts";
+import { fastJump, orderlyJump } from "../update/jump.ts";
 import { clearPinMemory, finishPinMemoryDump } from "../../ffi/pinmem.ts";
 import { currentBootId } from "../state/lock.ts";
 import { errorRecord, newManifest, withPhase, type Manifest } from "../state/manifest.ts";
@@ -201,11 +201,8 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
           manifest = updateManifest(criuDir, (m) => withPhase(m, "jumping"));
           ulog?.info(`jumping to ${params.version}`, { mode: params.fast ? "fast" : "orderly" });
           ulog?.sync();
-          if (params.fast === true) {
-            rebootKexec({ kind: "committed-update", manifestPath: manifestPath(criuDir), updateId: manifest.updateId });
-          } else if (mgr !== null) {
-            await mgr.kexecJump();
-          }
+          if (params.fast === true) fastJump(manifest.updateId, manifestPath(criuDir));
+          else if (mgr !== null) await orderlyJump(mgr);
         },
       },
     ];

@@ -258,29 +258,4 @@ export class SystemdManager {
     };
     return { runtimeUsec: await read("RuntimeWatchdogUSec"), kexecUsec: await read("KExecWatchdogUSec") };
   }
-
-  /**
-   * The orderly jump: systemd stops every unit, unmounts, and calls reboot(KEXEC). If no kernel
-   * is loaded, systemd silently reboots through the firmware instead, so that is checked first.
-   * The connection drops as the shutdown proceeds; the returned job path is all we get.
-   */
-  async kexecJump(opts: { kexecLoadedPath?: string } = {}): Promise<string> {
-    const path = opts.kexecLoadedPath ?? "/sys/kernel/kexec_loaded";
-    let loaded = "";
-    try {
-      loaded = readFileSync(path, "utf8").trim();
-    } catch (e) {
-      throw new NvwaError("kexec.not-loaded", `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
-        hint: "this kernel has no kexec support (CONFIG_KEXEC); nvwa cannot jump from it",
-        cause: e,
-      });
-    }
-    if (loaded !== "1") {
-      throw new NvwaError("kexec.not-loaded", `no kernel is loaded for kexec (${path} is "${loaded}")`, {
-        hint: "load the new kernel first; systemd would otherwise do a full firmware reboot",
-      });
-    }
-    log.info("asking systemd for kexec.target (replace-irreversibly)");
-    return this.startUnit("kexec.target", "replace-irreversibly");
-  }
 }

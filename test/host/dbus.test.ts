@@ -2,6 +2,7 @@
  * The D-Bus client against a real peer: a dbus-daemon started by this test on a socket of its
  * own, and on it a stand-in for systemd (helpers/dbus-bus.ts says why a stand-in).
  */
+import { orderlyJump } from "../../src/update/jump.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -193,10 +194,10 @@ describe("SystemdManager against a stand-in on the bus", () => {
 
       const flag = join(bus.dir, "kexec_loaded");
       writeFileSync(flag, "0\n");
-      expect(await errorCode(mgr.kexecJump({ kexecLoadedPath: flag }))).toBe("kexec.not-loaded");
+      expect(await errorCode(orderlyJump(mgr, { kexecLoadedPath: flag }))).toBe("kexec.not-loaded");
       expect(fake.calls.some((c) => c.startsWith("StartUnit(kexec.target"))).toBe(false);
       writeFileSync(flag, "1\n");
-      expect(await mgr.kexecJump({ kexecLoadedPath: flag })).toMatch(/^\/org\/freedesktop\/systemd1\/job\/\d+$/);
+      expect(await orderlyJump(mgr, { kexecLoadedPath: flag })).toMatch(/^\/org\/freedesktop\/systemd1\/job\/\d+$/);
       expect(fake.calls).toContain("StartUnit(kexec.target,replace-irreversibly)");
     } finally {
       await fake.release();
