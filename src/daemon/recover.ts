@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { NvwaConfig } from "../config/types.ts";
 import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
-import { rollbackCheckpoint } from "../criu/checkpoint.ts";
+import { rollbackCheckpoint } from "../update/rollback.ts";
 import { removeImages } from "../criu/images.ts";
 import { currentTree, readProc, sameProcess, snapshotProcesses } from "../criu/proc.ts";
 import { signalAll, waitPidsFree } from "../criu/signals.ts";
@@ -258,7 +258,9 @@ function recordRecovery(criuDir: string, found: Manifest["phase"], action: Recov
 /** Kills what is left of the frozen trees of a committed update (the commit's own intent). */
 async function killLeftovers(m: Manifest, names: readonly string[], deps: RecoverDeps): Promise<void> {
   for (const t of m.targets.filter((x) => names.includes(x.name))) {
-    const pids = [...new Set([...(sameProcess(t.rootPid, t.rootStartTime) ? currentTree(t.rootPid).processes : []), ...t.processes.filter((p) => readProc(p)?.state === "T")])];
+    // Only this exact tree: its root by pid and start time, and its own processes still stopped.
+    const root = t.rootStartTime !== undefined && sameProcess(t.rootPid, t.rootStartTime) ? currentTree(t.rootPid).processes : [];
+    const pids = [...new Set([...root, ...t.processes.filter((p) => readProc(p)?.state === "T")])];
     if (pids.length === 0) continue;
     signalAll(pids, "SIGKILL");
     const held = await waitPidsFree(t.pids, 10_000);
@@ -319,22 +321,27 @@ export async function recoverAtStart(config: NvwaConfig, deps: RecoverDeps): Pro
     case "restore": {
       if (d.sameBoot) deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} was committed but the jump did not happen; restoring on this kernel` });
       await killLeftovers(m, d.killLeftovers, deps);
+      // On the boot of the commit, the restore drop-ins are on disk but not loaded (the update
+      // writes them without a reload, for the next boot's systemd); the units' starts need them.
+      if (d.sameBoot && units.length > 0 && deps.mgr !== null) await deps.mgr.reload();
       for (const name of d.adopt) {
         updateManifest(criuDir, (x) => withTarget(x, name, (t) => stampTarget({ ...t, phase: "restored", restoredPid: t.rootPid }, "restore", "end")));
         deps.emit({ kind: "target", target: name, message: `${name}: its restore had finished before the previous daemon stopped; taken as restored (not restored twice)` });
       }
       const adoptedServices = m.targets.filter((t) => t.kind === "service" && d.adopt.includes(t.name));
-      const after = await restoreOnThisBoot(config, { ...deps, startAlso: adoptedServices });
-      if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
+      // Recorded before the restore, which is long and may itself be interrupted: each start
+      // that found the update unfinished is listed, the targets' phases say how each ended.
       const jumped = runningRelease() === m.kernel.to && !d.sameBoot;
       if (found !== "jumping" || !jumped) {
         const why = d.sameBoot
-          ? `the nvwa daemon stopped during ${found} (it crashed or was killed) before the jump; its next start restored the targets on this kernel`
+          ? `the nvwa daemon stopped during ${found} (it crashed or was killed) before the jump; its next start restores the targets on this kernel`
           : found === "restoring"
-            ? "the restore after the jump was interrupted (power cut or daemon stopped); the next start restored the targets not yet restored"
-            : `the machine restarted in phase ${found} without the jump (a power cut?); the targets were restored on this kernel`;
-        recordRecovery(criuDir, found, "restored", `${why}: ${after.targets.map((t) => `${t.name} ${t.phase}`).join(", ")}`);
+            ? "the restore after the jump was interrupted (power cut or daemon stopped); the next start restores the targets not yet restored, none twice"
+            : `the machine restarted in phase ${found} without the jump (a power cut?); the next start restores the targets on this kernel`;
+        recordRecovery(criuDir, found, "restored", why);
       }
+      await restoreOnThisBoot(config, { ...deps, startAlso: adoptedServices });
+      if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
       return { action: "restored", manifest: readManifest(criuDir) };
     }
   }
