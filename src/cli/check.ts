@@ -53,7 +53,7 @@ const mib = (b: number | undefined): string => (b === undefined ? "?" : `${(b / 
  * update would on failure; one row per target with its freeze time, dump time and image size.
  */
 export async function rehearseChecks(config: NvwaConfig): Promise<Check[]> {
-  const [{ rehearse }, { SystemdManager }] = await Promise.all([import("../criu/rehearse.ts"), import("../systemd/manager.ts")]);
+  const [{ rehearse }, { SystemdManager }] = await Promise.all([import("../update/rehearse.ts"), import("../systemd/manager.ts")]);
   let mgr: InstanceType<typeof SystemdManager> | undefined;
   try {
     const report = await rehearse(config, {

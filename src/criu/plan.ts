@@ -1,7 +1,7 @@
 /**
  * What a checkpoint will do, decided from the config and probed facts without touching
  * anything: which trees, which pids, the criu command line for each, and every reason it
- * cannot work. Pure; src/criu/facts.ts gathers the facts, src/criu/checkpoint.ts executes.
+ * cannot work. Pure; src/criu/facts.ts gathers the facts, src/update/checkpoint.ts executes.
  */
 import { join } from "node:path";
 import type { NvwaConfig } from "../config/types.ts";

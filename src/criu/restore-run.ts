@@ -1,7 +1,7 @@
 /**
  * One `criu restore` of one target's images, with the options its dump used (kept in the
  * manifest). Shared by the boot-time restore (src/restore/) and by the rollback of a tree whose
- * TCP connections criu left locked (src/criu/checkpoint.ts).
+ * TCP connections criu left locked (src/update/rollback.ts).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -7,7 +7,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isNvwaError, type NvwaError } from "../../src/errors.ts";
-import { checkpoint, commitCheckpoint, rollbackCheckpoint } from "../../src/criu/checkpoint.ts";
+import { checkpoint } from "../../src/update/checkpoint.ts";
+import { commitCheckpoint } from "../../src/update/commit.ts";
+import { rollbackCheckpoint } from "../../src/update/rollback.ts";
 import { criuLockTable, dumpRunId } from "../../src/criu/inventory.ts";
 import { inetTableExists } from "../../src/net/tcp-lock.ts";
 import type { EngineEvent } from "../../src/criu/events.ts";

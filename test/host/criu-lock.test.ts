@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isNvwaError, type NvwaError } from "../../src/errors.ts";
-import { rehearse } from "../../src/criu/rehearse.ts";
+import { rehearse } from "../../src/update/rehearse.ts";
 import { acquireLock, lockHolder, lockPath } from "../../src/state/lock.ts";
 import { config, testCriu } from "./helpers/criu-env.ts";
 

@@ -6,7 +6,7 @@ import { afterAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { rehearse } from "../../src/criu/rehearse.ts";
+import { rehearse } from "../../src/update/rehearse.ts";
 import { lockHolder, lockPath } from "../../src/state/lock.ts";
 import { config, countsPast, isRunning, testCriu, Workloads } from "./helpers/criu-env.ts";
 

@@ -9,14 +9,16 @@ non-unix sockets
  * the error nvwa reports, and the client unharmed after the rollback. The next ones run the
  * same scenario with criu 4.2.1 (Debian sid, built by setup-criu.sh the same way) and prove the
  * connection survives a dump, kill and restore, and also a rollback (which for a tree with TCP
- * connections is a restore: see src/criu/checkpoint.ts).
+ * connections is a restore: see src/update/rollback.ts).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isNvwaError } from "../../src/errors.ts";
-import { checkpoint, commitCheckpoint, rollbackCheckpoint } from "../../src/criu/checkpoint.ts";
+import { checkpoint } from "../../src/update/checkpoint.ts";
+import { commitCheckpoint } from "../../src/update/commit.ts";
+import { rollbackCheckpoint } from "../../src/update/rollback.ts";
 import { gatherCheckpointFacts } from "../../src/criu/facts.ts";
 import { planCheckpoint } from "../../src/criu/plan.ts";
 import { probeCriu, versionAtLeast, type CriuCapabilities } from "../../src/criu/probe.ts";

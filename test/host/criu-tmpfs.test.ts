@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isNvwaError } from "../../src/errors.ts";
-import { checkpoint } from "../../src/criu/checkpoint.ts";
+import { checkpoint } from "../../src/update/checkpoint.ts";
 import { gatherCheckpointFacts } from "../../src/criu/facts.ts";
 import { planCheckpoint } from "../../src/criu/plan.ts";
 import { probeCriu } from "../../src/criu/probe.ts";

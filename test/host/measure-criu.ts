@@ -33,7 +33,8 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { DUMP_LOG, RESTORE_LOG } from "../../src/criu/argv.ts";
-import { checkpoint, commitCheckpoint } from "../../src/criu/checkpoint.ts";
+import { checkpoint } from "../../src/update/checkpoint.ts";
+import { commitCheckpoint } from "../../src/update/commit.ts";
 import { gatherCheckpointFacts } from "../../src/criu/facts.ts";
 import { imageBytes, syncImages } from "../../src/criu/images.ts";
 import { parseDumpStats } from "../../src/criu/log.ts";

@@ -15,11 +15,12 @@ import type { NvwaConfig } from "../config/types.ts";
 import { toNvwaError, type NvwaError } from "../errors.ts";
 import { acquireLock, lockPath } from "../state/lock.ts";
 import { ensurePrivateDir } from "../state/private-dir.ts";
-import { checkpoint, rollbackCheckpoint } from "./checkpoint.ts";
-import { ignoreEvents, type OnEvent, type ResumeHow } from "./events.ts";
-import { gatherCheckpointFacts } from "./facts.ts";
-import { planCheckpoint, type PlanProblem } from "./plan.ts";
-import { probeCriu, type CriuCapabilities } from "./probe.ts";
+import { checkpoint } from "./checkpoint.ts";
+import { rollbackCheckpoint } from "./rollback.ts";
+import { ignoreEvents, type OnEvent, type ResumeHow } from "../criu/events.ts";
+import { gatherCheckpointFacts } from "../criu/facts.ts";
+import { planCheckpoint, type PlanProblem } from "../criu/plan.ts";
+import { probeCriu, type CriuCapabilities } from "../criu/probe.ts";
 
 export const REHEARSAL_DIR = ".rehearsal";
 

@@ -1,0 +1,218 @@
+/**
+ * The checkpoint step of an update: either every target is saved and frozen, or none is harmed.
+ * Dumps the targets one after the other with criu --leave-stopped; when a dump fails (or a target
+ * has exited), every tree already frozen is given back (rollback.ts) and the error names the
+ * target and quotes criu's log. What follows is commit.ts (the point of no return) or rollback.ts.
+ *
+ * Dumps are serial on purpose: the openEuler pin-memory path requires it, and a failure stops
+ * the freeze from spreading to targets not yet touched.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { DUMP_LOG } from "../criu/argv.ts";
+import { ignoreEvents, type OnEvent } from "../criu/events.ts";
+import { hasTcpStreams, imageBytes, prepareImagesDir } from "../criu/images.ts";
+import { parseDumpStats } from "../criu/log.ts";
+import { assertPlanOk, type CheckpointPlan, type PlannedTarget } from "../criu/plan.ts";
+import { currentTree, sameProcess } from "../criu/proc.ts";
+import { targetLabel } from "../criu/restore-run.ts";
+import { criuFailure, failureLines, runCriu } from "../criu/runner.ts";
+import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
+import { faultPoint } from "../fault-point.ts";
+import { tcpConnectionsOf } from "../net/tcp-conns.ts";
+import { currentBootId } from "../state/lock.ts";
+import { errorRecord, newManifest, stampTarget, withPhase, withTarget, type Manifest, type Target } from "../state/manifest.ts";
+import { writeManifest } from "../state/manifest-file.ts";
+import { ensurePrivateDir } from "../state/private-dir.ts";
+import { rollbackCheckpoint } from "./rollback.ts";
+
+export interface CheckpointOptions {
+  /** A manifest the caller already wrote in phase "planned" (kernel loaded, ...); else one is made. */
+  manifest?: Manifest;
+  /** For a manifest made here. */
+  kernel?: { from: string; to: string; loader?: string };
+  updateId?: string;
+  rehearsal?: boolean;
+  onEvent?: OnEvent;
+  /** Per dump; criu is killed after this (default 10 min). */
+  dumpTimeoutMs?: number;
+}
+
+export interface DumpedTarget {
+  name: string;
+  rootPid: number;
+  pids: number[];
+  ms: number;
+  bytes: number;
+  tcpConnections: boolean;
+  stats?: Target["dumpStats"];
+}
+
+export interface CheckpointResult {
+  manifest: Manifest;
+  dumped: DumpedTarget[];
+}
+
+function toTarget(p: PlannedTarget): Target {
+  return {
+    kind: p.kind,
+    name: p.name,
+    ...(p.unit === undefined ? {} : { unit: p.unit }),
+    rootPid: p.rootPid,
+    rootStartTime: p.rootStartTime,
+    pids: p.pids,
+    processes: p.processes,
+    stoppedBefore: p.stoppedBefore,
+    cmdline: p.cmdline,
+    comm: p.comm,
+    imagesDir: p.imagesDir,
+    shellJob: p.shellJob,
+    tcpConnections: false,
+    phase: "planned",
+    timings: {},
+  };
+}
+
+function kernelRelease(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions = {}): Promise<CheckpointResult> {
+  assertPlanOk(plan);
+  const emit = opts.onEvent ?? ignoreEvents;
+  ensurePrivateDir(plan.criuDir);
+  const bootId = currentBootId();
+  let m: Manifest =
+    opts.manifest ??
+    newManifest({
+      ...(opts.updateId === undefined ? {} : { updateId: opts.updateId }),
+      kernel: opts.kernel ?? { from: kernelRelease(), to: kernelRelease() },
+      criuDir: plan.criuDir,
+      options: { ...plan.options, rehearsal: opts.rehearsal ?? false },
+      ...(bootId === undefined ? {} : { bootId }),
+      criu: { exe: plan.criuExe, ...(plan.criuVersion === undefined ? {} : { version: plan.criuVersion }) },
+    });
+  if (m.criuDir !== plan.criuDir) {
+    throw new NvwaError("checkpoint.manifest-mismatch", `the manifest belongs to ${m.criuDir}, the plan to ${plan.criuDir}`, {
+      hint: "this is a bug in nvwa; please report it",
+      exitCode: ExitCode.internal,
+    });
+  }
+  m = { ...withPhase(m, "checkpointing"), options: { ...plan.options, rehearsal: opts.rehearsal ?? m.options.rehearsal }, targets: plan.targets.map(toTarget) };
+  writeManifest(m);
+
+  const dumped: DumpedTarget[] = [];
+  let current: PlannedTarget | undefined;
+  try {
+    for (const [i, p] of plan.targets.entries()) {
+      current = p;
+      if (i === 1) await faultPoint("before-dump-2");
+      const d = await dumpOne(p, plan, opts, emit, (change) => {
+        m = withTarget(m, p.name, change);
+        writeManifest(m);
+      });
+      dumped.push(d);
+    }
+    m = withPhase(m, "dumped");
+    writeManifest(m);
+    return { manifest: m, dumped };
+  } catch (e) {
+    // Whatever broke (criu, a vanished target, a full disk while writing the manifest), every
+    // tree frozen so far is given back before the error leaves.
+    const err = toNvwaError(e, "checkpoint.failed");
+    const failed = current;
+    const entry = failed === undefined ? undefined : m.targets.find((t) => t.name === failed.name);
+    if (failed !== undefined && entry !== undefined && entry.phase !== "dumped") {
+      m = withTarget(m, failed.name, (t) => stampTarget({ ...t, phase: "dump-failed", error: errorRecord(err) }, "dump", "end"));
+      emit({ type: "target-dump-failed", name: failed.name, error: errorRecord(err) });
+    }
+    throw await failAndRollback(m, err, plan, emit);
+  }
+}
+
+/** Dumps one planned target; `record` applies a change to its manifest entry and writes it. */
+async function dumpOne(p: PlannedTarget, plan: CheckpointPlan, opts: CheckpointOptions, emit: OnEvent, record: (change: (t: Target) => Target) => void): Promise<DumpedTarget> {
+  const label = targetLabel(p);
+  if (!sameProcess(p.rootPid, p.rootStartTime)) throw exited(p);
+  prepareImagesDir(p.imagesDir);
+  record((t) => stampTarget({ ...t, phase: "dumping" }, "dump", "start"));
+  emit({ type: "target-dumping", name: p.name, pid: p.rootPid });
+  const spec = {
+    exe: plan.criuExe,
+    argv: p.argv,
+    env: plan.env,
+    action: "dump",
+    target: label,
+    logPath: join(p.imagesDir, DUMP_LOG),
+    outDir: p.imagesDir,
+    timeoutMs: opts.dumpTimeoutMs ?? 10 * 60_000,
+  };
+  const run = await runCriu(spec);
+  if (run.exitCode !== 0 || run.timedOut) {
+    const failure = dumpFailed(p, criuFailure({ ...spec, target: undefined }, run, failureLines(spec, run)));
+    // criu fails too when the tree exits under it: say what happened rather than how criu saw it.
+    if (!sameProcess(p.rootPid, p.rootStartTime)) throw exited(p, failure);
+    throw failure;
+  }
+  // The tree is frozen now: what /proc shows is exactly what was dumped.
+  const tree = currentTree(p.rootPid);
+  const pids = tree.pids.length > 0 ? tree.pids : p.pids;
+  const processes = tree.processes.length > 0 ? tree.processes : p.processes;
+  const bytes = imageBytes(p.imagesDir);
+  const tcp = hasTcpStreams(p.imagesDir);
+  // Read now, while the tree is frozen and its sockets still exist: the boot-side restore holds
+  // these connections' packets back until their sockets are back.
+  const tcpTuples = tcp ? tcpConnectionsOf(processes) : [];
+  const stats = parseDumpStats(run.stdout) ?? undefined;
+  record((t) =>
+    stampTarget(
+      { ...t, phase: "dumped", pids, processes, imageBytes: bytes, tcpConnections: tcp, tcpTuples, ...(stats === undefined ? {} : { dumpStats: stats }) },
+      "dump",
+      "end",
+    ),
+  );
+  emit({ type: "target-dumped", name: p.name, pid: p.rootPid, ms: Math.round(run.ms), bytes, pids: pids.length, ...(stats === undefined ? {} : { stats }) });
+  return { name: p.name, rootPid: p.rootPid, pids, ms: run.ms, bytes, tcpConnections: tcp, ...(stats === undefined ? {} : { stats }) };
+}
+
+function exited(p: PlannedTarget, cause?: NvwaError): NvwaError {
+  return new NvwaError("checkpoint.target-exited", `${targetLabel(p)} exited before its dump (it was running when the update was planned)`, {
+    hint: "find out why it stopped (its own log, the journal), then run the update again",
+    ...(cause === undefined ? {} : { cause }),
+    details: { target: p.name, pid: p.rootPid, ...(cause === undefined ? {} : { criu: cause.toJSON() }) },
+  });
+}
+
+function dumpFailed(p: PlannedTarget, cause: NvwaError): NvwaError {
+  const lines = Array.isArray(cause.details.logLines) ? (cause.details.logLines as string[]) : [];
+  return new NvwaError("checkpoint.dump-failed", `cannot checkpoint ${targetLabel(p)}: ${cause.message}`, {
+    ...(cause.hint === undefined ? {} : { hint: cause.hint }),
+    cause,
+    details: { ...cause.details, target: p.name, pid: p.rootPid, criuCode: cause.code, logLines: lines },
+  });
+}
+
+async function failAndRollback(m: Manifest, err: NvwaError, plan: CheckpointPlan, emit: OnEvent): Promise<NvwaError> {
+  // No write here: the disk may be what failed (ENOSPC); the rollback resumes first, writes last.
+  const r = await rollbackCheckpoint({ ...m, error: errorRecord(err) }, { criuExe: plan.criuExe, onEvent: emit });
+  const failed = r.outcomes.filter((o) => !o.ok);
+  const resumed = r.outcomes.filter((o) => o.ok && o.how !== "none").map((o) => o.name);
+  const suffix =
+    failed.length === 0
+      ? resumed.length > 0
+        ? `; rolled back: ${resumed.join(", ")} resumed`
+        : "; rolled back: nothing else had been frozen"
+      : `; ROLLBACK INCOMPLETE: ${failed.map((o) => `${o.name}: ${o.error?.message ?? "failed"}`).join("; ")}`;
+  return new NvwaError(err.code, `${err.message}${suffix}`, {
+    hint: failed.length === 0 ? (err.hint ?? "see the criu log named above") : `resume by hand: kill -CONT the pids listed in ${join(m.criuDir, "manifest.json")}; ${err.hint ?? ""}`,
+    cause: err,
+    details: {
+      ...err.details,
+      rolledBack: r.outcomes.map((o) => ({ name: o.name, how: o.how, ok: o.ok, ...(o.error ? { error: o.error.toJSON() } : {}) })),
+    },
+  });
+}
