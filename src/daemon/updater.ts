@@ -36,7 +36,7 @@ import { requirePreflight } from "../update/preflight-run.ts";
 import { RolledBackError, runTransaction, type Step } from "../update/transaction.ts";
 import { fanOut, fromEngine, fromTransaction } from "./events.ts";
 import type { ProgressEvent, UpdateParams } from "./protocol.ts";
-import { restoreOnThisBoot } from "./recover.ts";
+import { restoreOnThisBoot } from "../restore/boot-restore.ts";
 import { UpdateLog } from "./update-log.ts";
 
 export interface UpdateOutcome {
