@@ -221,7 +221,9 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     } catch (e) {
       if (e instanceof RolledBackError) {
         const m = readManifestIfAny(criuDir);
-        if (m !== null) {
+        // Only this update's own manifest: a step that failed before it was written (load-kernel)
+        // must not put its error on the previous update's record.
+        if (m !== null && m.updateId === manifest.updateId) {
           try {
             writeManifest({ ...m, error: errorRecord(e) });
           } catch {

@@ -40,7 +40,7 @@ export function pidClash(t: Target, holders: ReadonlyMap<number, string>): NvwaE
   const more = taken.length > 1 ? ` (and ${taken.length - 1} more of its ${t.pids.length} pids)` : "";
   return new NvwaError("restore.pid-taken", `pid ${first.pid} of ${targetTitle(t)} is taken by ${first.holder}${more}`, {
     // criu itself would fail half way with "Can't fork for N: File exists": refused by name here instead.
-    hint: `${first.holder} started before the restore and got a pid the tree needs (criu would fail with "Can't fork for ${first.pid}: File exists"); make it start after nvwa.service (which moves ns_last_pid past every saved pid first), or stop ${first.holder} and run \`nvwa restore\` again`,
+    hint: `${first.holder} started before the restore and got a pid the tree needs (criu would fail with "Can't fork for ${first.pid}: File exists"); make it start after nvwa.service (which moves ns_last_pid past every saved pid first), or stop ${first.holder} and restore it by hand from its images, which stay in ${t.imagesDir} until \`nvwa init\` (criu restore -d -D ${t.imagesDir}${t.shellJob ? " --shell-job" : ""})`,
     details: { target: t.name, taken },
   });
 }

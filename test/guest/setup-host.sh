@@ -5,6 +5,7 @@
 # update, no network). Safe to call at the start of every CI run.
 #
 #   mmdebstrap       builds the guest root tree (build-image.sh)
+#   arch-test        mmdebstrap refuses a foreign architecture (the arm64 image) without it
 #   e2fsprogs        mkfs.ext4 -d (image without loop mounts) and debugfs (read results back, no mount)
 #   qemu-system-x86  qemu-system-x86_64 (TCG; KVM is not usable on these machines)
 #   qemu-utils       qemu-img (per-run qcow2 overlay on the cached raw image)
@@ -14,7 +15,7 @@
 # arm64 guests (not built yet) would add qemu-system-arm and qemu-user-static.
 set -euo pipefail
 
-packages=(mmdebstrap e2fsprogs qemu-system-x86 qemu-system-arm qemu-user-static qemu-utils debian-archive-keyring mount)
+packages=(mmdebstrap arch-test e2fsprogs qemu-system-x86 qemu-system-arm qemu-user-static qemu-utils debian-archive-keyring mount)
 
 missing=()
 for p in "${packages[@]}"; do
