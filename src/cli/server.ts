@@ -33,7 +33,7 @@ export const command = defineCommand({
         // Loaded on the first update, not at start: after a jump the daemon's start-up is part of
         // every target's downtime, and the update machinery (preflight, kexec loading, network
         // save) is not needed to restore.
-        update: async (params, emit) => (await import("../daemon/updater.ts")).performUpdate(params, emit, { configDir }),
+        update: async (params, emit) => (await import("../update/run.ts")).performUpdate(params, emit, { configDir }),
         restore: (params, emit) => handleRestoreRequest(loadConfig(configDir), params.unit, emit),
         status: () => {
           const m = readManifestIfAny(loadConfig(configDir).server.criuDir);

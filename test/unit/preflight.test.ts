@@ -521,7 +521,7 @@ describe("a refused update says why (issue 12: no second command needed)", () =>
       log: quiet,
       allowedUids: [process.getuid?.() ?? 0],
       handlers: {
-        // The daemon's update as far as its preflight (src/daemon/updater.ts: requirePreflight).
+        // The daemon's update as far as its preflight (src/update/run.ts: requirePreflight).
         update: async (params) => {
           asked.push(params.version);
           return assertPreflight(evaluatePreflight({ ...healthy(), kernel: probeKernel(params.version, "arm64") }, config()), params.version);

@@ -21,7 +21,7 @@ import { loadConfig } from "../../src/config/load.ts";
 import { RESTORE_DEFAULTS, SERVER_DEFAULTS, type NvwaConfig } from "../../src/config/types.ts";
 import { DEFAULT_SOCKET_PATH, type ProgressEvent } from "../../src/daemon/protocol.ts";
 import { updateLogPath } from "../../src/daemon/update-log.ts";
-import { performUpdate } from "../../src/daemon/updater.ts";
+import { performUpdate } from "../../src/update/run.ts";
 import { NvwaError } from "../../src/errors.ts";
 import { checkQuickKexec } from "../../src/mem/accel.ts";
 import { parseIomem } from "../../src/mem/iomem.ts";
