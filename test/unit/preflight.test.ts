@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { RESTORE_DEFAULTS, SERVER_DEFAULTS, type NvwaConfig } from "../../src/config/types.ts";
 import { renderError } from "../../src/cli/render.ts";
-import { startServer } from "../../src/daemon/server.ts";
+import { startServer } from "../../src/daemon/socket-server.ts";
 import { isNvwaError, type NvwaError } from "../../src/errors.ts";
 import { parseIomem } from "../../src/mem/iomem.ts";
 import { acquireLock } from "../../src/state/lock.ts";

@@ -331,7 +331,7 @@ export async function startServer(opts: ServerOptions): Promise<DaemonServer> {
             log.warn(`daemon: cannot read a client's credentials: ${(e as Error).message}`);
           }
           if (peer === undefined) {
-            refuse(s, null, { code: ProtocolError.forbidden, message: "cannot verify who is connecting; refused", hint: "this Bun build does not expose socket fds; see src/daemon/server.ts", exitCode: ExitCode.daemon });
+            refuse(s, null, { code: ProtocolError.forbidden, message: "cannot verify who is connecting; refused", hint: "this Bun build does not expose socket fds; see src/daemon/socket-server.ts", exitCode: ExitCode.daemon });
             return;
           }
           if (!allowed.has(peer.uid)) {

@@ -1,0 +1,91 @@
+/**
+ * The daemon (`nvwa server`, what nvwa.service runs). It listens first (the restore helpers of
+ * services talk to it), then finishes whatever update the manifest says is unfinished
+ * (recover.ts: after a jump, the boot-side restore; after a crash or a power cut, a rollback or a
+ * restore), telling systemd it is ready as soon as the bare processes are back (services ordered
+ * after nvwa.service may start then). Then it serves updates until SIGTERM.
+ */
+import { loadConfig } from "../config/load.ts";
+import { ExitCode, toNvwaError } from "../errors.ts";
+import { log } from "../log.ts";
+import { handleRestoreRequest, restoreWindow } from "../restore/service-restore.ts";
+import { readManifestIfAny } from "../state/manifest-file.ts";
+import { SystemdManager } from "../systemd/manager.ts";
+import { notify } from "../systemd/notify.ts";
+import { summarise } from "../update/summary.ts";
+import { fanOut } from "./events.ts";
+import { recoverAtStart } from "./recover.ts";
+import { startServer } from "./socket-server.ts";
+import { UpdateLog } from "./update-log.ts";
+
+export async function runDaemon(configDir: string, socketPath: string): Promise<ExitCode> {
+  const config = loadConfig(configDir);
+  const server = await startServer({
+    socketPath,
+    admitRestore: () => restoreWindow.open,
+    handlers: {
+      // Loaded on the first update, not at start: after a jump the daemon's start-up is part of
+      // every target's downtime, and the update machinery (preflight, kexec loading, network
+      // save) is not needed to restore.
+      update: async (params, emit) => (await import("../update/run.ts")).performUpdate(params, emit, { configDir }),
+      restore: (params, emit) => handleRestoreRequest(loadConfig(configDir), params.unit, emit),
+      status: () => {
+        const m = readManifestIfAny(loadConfig(configDir).server.criuDir);
+        return m === null ? { phase: "none" } : summarise(m);
+      },
+    },
+  });
+  log.info(`listening on ${server.socketPath}`);
+
+  let ready = false;
+  const markReady = (status: string): void => {
+    if (ready) return;
+    ready = true;
+    notify({ ready: true, status });
+  };
+
+  let pending = null;
+  try {
+    pending = readManifestIfAny(config.server.criuDir);
+  } catch {
+    // recoverAtStart reports a damaged manifest itself
+  }
+  let ulog: UpdateLog | null = null;
+  let mgr: SystemdManager | null = null;
+  try {
+    if (pending !== null && !["restored", "rolled-back", "restore-failed"].includes(pending.phase)) {
+      ulog = UpdateLog.open(config.server.logDir, pending.updateId);
+      ulog.info(`nvwa daemon started on ${process.env.NVWA_BUILD_VERSION ?? "dev"}; update ${pending.updateId} is in phase ${pending.phase}`);
+    }
+    if (pending !== null && pending.targets.some((t) => t.kind === "service")) {
+      try {
+        mgr = await SystemdManager.connect();
+      } catch (e) {
+        log.error(`systemd is unreachable; services cannot be restored: ${toNvwaError(e).message}`);
+      }
+    }
+    const r = await recoverAtStart(config, {
+      emit: fanOut(ulog, null),
+      mgr,
+      onProcessesRestored: () => markReady("processes restored; restoring services"),
+    });
+    if (r.action !== "none") log.info(`start-up recovery: ${r.action}${r.manifest ? ` (update ${r.manifest.updateId}: ${r.manifest.phase})` : ""}`);
+  } catch (e) {
+    // The daemon stays up to serve status and init: an operator needs them most now.
+    log.error(`start-up recovery failed: ${toNvwaError(e).message}`);
+    ulog?.error(`start-up recovery failed: ${toNvwaError(e).message}`);
+  } finally {
+    ulog?.close();
+    mgr?.close();
+  }
+  // After a restore READY=1 went out with "restoring services" as the status: only the status changes.
+  if (ready) notify({ status: "ready" });
+  else markReady("ready");
+
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
+  server.stop();
+  return ExitCode.ok;
+}
