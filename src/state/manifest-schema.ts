@@ -1,0 +1,168 @@
+/**
+ * The manifest's schema (valibot) and types: what `<criu_dir>/manifest.json` may hold. The phases
+ * and the rules for moving between them are manifest.ts's.
+ */
+import * as v from "valibot";
+
+export const MANIFEST_VERSION = 1;
+export const MANIFEST_FILE = "manifest.json";
+
+export const UPDATE_PHASES = [
+  "planned",
+  "checkpointing",
+  "dumped",
+  "rolled-back",
+  "committed",
+  "jumping",
+  "restoring",
+  "restored",
+  "restore-failed",
+] as const;
+export type UpdatePhase = (typeof UPDATE_PHASES)[number];
+
+export const TARGET_PHASES = [
+  "planned",
+  "dumping",
+  "dumped",
+  "dump-failed",
+  "resumed",
+  "killing",
+  "killed",
+  "restoring",
+  "restored",
+  "restore-failed",
+  "skipped",
+  "lost",
+] as const;
+export type TargetPhase = (typeof TARGET_PHASES)[number];
+
+const Int = v.pipe(v.number(), v.integer());
+const Pid = v.pipe(v.number(), v.integer(), v.minValue(1));
+const Epoch = v.pipe(v.number(), v.integer(), v.minValue(0));
+
+export const Timing = v.object({ start: Epoch, end: v.optional(Epoch) });
+export type Timing = v.InferOutput<typeof Timing>;
+const Timings = v.record(v.string(), Timing);
+
+export const ErrorRecord = v.object({
+  code: v.string(),
+  message: v.string(),
+  hint: v.optional(v.string()),
+});
+export type ErrorRecord = v.InferOutput<typeof ErrorRecord>;
+
+/** criu's own numbers from --display-stats (microseconds / pages), when it printed them. */
+export const DumpStats = v.object({
+  freezingUs: v.optional(Int),
+  frozenUs: v.optional(Int),
+  memdumpUs: v.optional(Int),
+  memwriteUs: v.optional(Int),
+  pagesScanned: v.optional(Int),
+  pagesWritten: v.optional(Int),
+});
+export type DumpStats = v.InferOutput<typeof DumpStats>;
+
+export const RestoreStats = v.object({
+  restoreUs: v.optional(Int),
+  forkingUs: v.optional(Int),
+  pagesRestored: v.optional(Int),
+});
+export type RestoreStats = v.InferOutput<typeof RestoreStats>;
+
+/** A target name is also its images directory under criu_dir: one path component. */
+export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9:_.@\\-]{0,254}$/;
+
+export const Target = v.object({
+  kind: v.picklist(["pid", "service"]),
+  /** The pid as written in the config ("948") or the full unit name ("redis.service"). */
+  name: v.pipe(v.string(), v.regex(TARGET_NAME, "one path component of letters, digits and :_.@\\-")),
+  unit: v.optional(v.string()),
+  rootPid: Pid,
+  /** Start time of the root (clock ticks since boot, /proc/<pid>/stat field 22): tells a pid reused. */
+  rootStartTime: v.optional(Int),
+  /** Every pid of the tree: each process and each thread id. These must be free at restore. */
+  pids: v.array(Pid),
+  /** The thread-group leaders among `pids`: the processes signals go to. */
+  processes: v.array(Pid),
+  /** Processes that were already stopped (state T) before the dump: a rollback leaves them so. */
+  stoppedBefore: v.optional(v.array(Pid), []),
+  cmdline: v.array(v.string()),
+  comm: v.optional(v.string()),
+  imagesDir: v.string(),
+  /** Dumped with --shell-job (its session or process group leader is outside the tree). */
+  shellJob: v.boolean(),
+  /** Its images hold established TCP connections (criu left them in repair mode, locked). */
+  tcpConnections: v.optional(v.boolean(), false),
+  /** Those connections as 4-tuples, read while the tree was frozen: held back after the jump
+   *  (net/tcp-lock.ts) until the target is restored. */
+  tcpTuples: v.optional(
+    v.array(
+      v.object({
+        family: v.picklist(["inet", "inet6"]),
+        local: v.string(),
+        localPort: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
+        remote: v.string(),
+        remotePort: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
+      }),
+    ),
+  ),
+  phase: v.picklist(TARGET_PHASES),
+  timings: v.optional(Timings, {}),
+  imageBytes: v.optional(Int),
+  dumpStats: v.optional(DumpStats),
+  restoreStats: v.optional(RestoreStats),
+  /** Pid of the restored root (equal to rootPid: criu restores pids as they were). */
+  restoredPid: v.optional(Pid),
+  error: v.optional(ErrorRecord),
+});
+export type Target = v.InferOutput<typeof Target>;
+
+export const ManifestOptions = v.object({
+  debug: v.boolean(),
+  pinMemory: v.boolean(),
+  restoreNet: v.boolean(),
+  tcpEstablished: v.boolean(),
+  extUnixSk: v.boolean(),
+  fileLocks: v.boolean(),
+  /** criu --network-lock method used at dump; restore must use the same. */
+  networkLock: v.optional(v.picklist(["iptables", "nftables", "skip"])),
+  /** false: criu ran with CRIU_FAULT=130 (no hardware breakpoints), see src/criu/argv.ts. */
+  hardwareBreakpoints: v.optional(v.boolean(), false),
+  /** A rehearsal (`nvwa check --rehearse`): never committed, never restored. */
+  rehearsal: v.optional(v.boolean(), false),
+});
+export type ManifestOptions = v.InferOutput<typeof ManifestOptions>;
+
+/** One start of the daemon that found this update unfinished, and what it did. */
+export const Recovery = v.object({
+  at: Epoch,
+  bootId: v.optional(v.string()),
+  /** The update's phase as the daemon found it. */
+  found: v.picklist(UPDATE_PHASES),
+  action: v.picklist(["rolled-back", "restored", "lost"]),
+  /** One sentence: what had happened and what was done. */
+  message: v.string(),
+});
+export type Recovery = v.InferOutput<typeof Recovery>;
+
+export const Manifest = v.object({
+  version: v.literal(MANIFEST_VERSION),
+  updateId: v.pipe(v.string(), v.minLength(1)),
+  createdAt: Epoch,
+  phase: v.picklist(UPDATE_PHASES),
+  kernel: v.object({ from: v.string(), to: v.string(), loader: v.optional(v.string()) }),
+  /** /proc/sys/kernel/random/boot_id when the manifest was created. */
+  createdBootId: v.optional(v.string()),
+  /** boot_id at commit: a restore on a different boot id knows the jump happened. */
+  bootId: v.optional(v.string()),
+  /** boot_id when the restore began: on that same boot a target caught "restoring" may already run. */
+  restoreBootId: v.optional(v.string()),
+  criuDir: v.string(),
+  criu: v.optional(v.object({ exe: v.string(), version: v.optional(v.string()) })),
+  options: ManifestOptions,
+  timings: Timings,
+  targets: v.array(Target),
+  error: v.optional(ErrorRecord),
+  recoveries: v.optional(v.array(Recovery)),
+});
+export type Manifest = v.InferOutput<typeof Manifest>;
