@@ -124,15 +124,6 @@ export function signatureOf(node: TypeNode): string {
   }
 }
 
-export function isValidSignature(sig: string): boolean {
-  try {
-    parseSignature(sig);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function alignmentOf(node: TypeNode): number {
   switch (node.code) {
     case "y":

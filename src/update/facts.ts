@@ -150,10 +150,7 @@ export function probePids(pids: number[]): PidFacts[] {
 
 // --- criu -------------------------------------------------------------------------------------
 
-/**
- * `<criu_exe> check`. TODO(lead): replace with the capability probe from src/criu once it
- * exists (it should also report --pin-memory support); the fact shape stays the same.
- */
+/** `<criu_exe> check`: whether criu works on this kernel, and its own words when it does not. */
 export function probeCriuCheck(exe: string, timeoutMs = 60_000): CriuCheckFacts {
   if (!exeExists(exe)) return { exe, exists: false, exitCode: null, output: "", timedOut: false };
   const p = Bun.spawnSync({ cmd: [exe, "check"], stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: timeoutMs });
