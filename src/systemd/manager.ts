@@ -3,9 +3,7 @@
  * orderly kexec. All names and signatures are systemd's org.freedesktop.systemd1 API
  * (man org.freedesktop.systemd1).
  */
-import { readFileSync } from "node:fs";
 import { NvwaError } from "../errors.ts";
-import { log } from "../log.ts";
 import { connectSystemd, DBusConnection, type CallOptions } from "./dbus-conn.ts";
 import { Variant, type DBusValue, type Message } from "./dbus-wire.ts";
 import {

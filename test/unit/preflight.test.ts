@@ -17,10 +17,8 @@ import { acquireLock } from "../../src/state/lock.ts";
 import type { ServiceProperties } from "../../src/systemd/units.ts";
 import type { Facts } from "../../src/update/facts-types.ts";
 import {
-  descendants,
   nrCpusFromConfig,
   parseLockPid,
-  parseProcStat,
   parseVmRss,
   probeCriuDir,
   probeKernel,
@@ -357,11 +355,9 @@ describe("probes on this host", () => {
     expect(probePids([2])[0]?.kernelThread).toBe(true);
   });
 
-  test("parseProcStat copes with spaces and parentheses in comm", () => {
-    expect(parseProcStat("123 (a) b (c) S 1 123 123 0 -1 4194560 0")).toEqual({ pid: 123, comm: "a) b (c", state: "S", ppid: 1, flags: 4194560 });
+  test("parseVmRss reads the resident size in bytes", () => {
     expect(parseVmRss("Name:\tx\nVmRSS:\t   1234 kB\n")).toBe(1234 * 1024);
-    const stats = new Map([1, 2, 3, 4].map((pid) => [pid, { pid, comm: "x", state: "S", ppid: pid === 1 ? 0 : pid === 4 ? 2 : 1, flags: 0 }]));
-    expect(descendants(1, stats).sort()).toEqual([1, 2, 3, 4]);
+    expect(parseVmRss("Name:\tkthreadd\n")).toBe(0);
   });
 
   test("probeCriuDir: /dev/shm is tmpfs, a directory to be created is judged by its parent", () => {
