@@ -44,7 +44,7 @@ export interface RequestContext {
   signal: AbortSignal;
 }
 
-/** What the daemon does; the lead's orchestrator plugs in here. Throw NvwaError to fail. */
+/** What the daemon does, injected by src/daemon/main.ts (update, restore, status). Throw NvwaError to fail. */
 export interface Handlers {
   update(params: UpdateParams, emit: Emit, ctx: RequestContext): Promise<unknown>;
   restore(params: RestoreParams, emit: Emit, ctx: RequestContext): Promise<unknown>;

@@ -1,4 +1,4 @@
-/** Network save/restore across the jump (issue 7): the public face of src/net. */
+/** Network save/restore across the jump (`restore_net: true`): the public face of src/net. */
 export { saveNetwork } from "./save.ts";
 export {
   NET_SNAPSHOT_FILE,

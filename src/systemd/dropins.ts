@@ -15,8 +15,8 @@
  *   notify semantics (it can go on sending WATCHDOG=1/STATUS= as NotifyAccess=all allows it).
  * - simple, exec, idle, forking → Type=forking with a PIDFile written by the helper (root-owned,
  *   so systemd accepts it): systemd reads it when the helper exits and adopts the pid. This is
- *   the arrangement seen working in the guest (DESIGN.md §5). A forking unit keeps its own
- *   PIDFile path, recreated because /run did not survive the jump.
+ *   the arrangement the guest proves across the jump (test/guest/services.test.ts). A forking
+ *   unit keeps its own PIDFile path, recreated because /run did not survive the jump.
  * - oneshot → Type=oneshot with RemainAfterExit=yes: a oneshot has no MainPID; without
  *   RemainAfterExit the unit would end when the helper exits and systemd would kill the
  *   restored processes in its cgroup.

@@ -1,6 +1,8 @@
 /**
- * Preflight: every check of DESIGN.md §4, as pure functions over probed Facts. `nvwa check`
- * shows the result as a table; `nvwa update` runs the same list first and refuses on any fail.
+ * Preflight: every check made before an update changes anything (privileges, kernel files,
+ * loader, criu, targets, criu_dir, SELinux, accelerations, lock, watchdog), as pure functions
+ * over probed Facts. `nvwa check` shows the result as a table; `nvwa update` runs the same list
+ * first and refuses on any fail.
  */
 import type { NvwaConfig } from "../config/types.ts";
 import { ExitCode, NvwaError } from "../errors.ts";

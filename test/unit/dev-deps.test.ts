@@ -1,5 +1,5 @@
 /**
- * build/dev.sh installs what the build and test scripts run (issue 12). The README's `npm test`
+ * build/dev.sh installs what the build and test scripts run. The README's `npm test`
  * on a fresh Debian machine failed in the arm64 image build (`E: install arch-test for foreign
  * architecture support`) although CI was green: CI's machine had the images cached and never
  * ran that step. This reads the scripts instead of running them, so the next missing package
