@@ -5,11 +5,14 @@
  * a matter of luck to hit.
  *
  * Inert unless $NVWA_FAULT_PAUSE (set on nvwa.service by the test, never by the package) names the
- * point in its comma-separated list. Each point pauses once per boot: it writes
+ * point in its comma-separated list, as `point` or `point@<kernel release>` (only on that kernel:
+ * a test can hold the restore after the jump without holding the one after a later power cut,
+ * which boots the old kernel with the same unit file). Each point pauses once per boot: it writes
  * <dir>/<point>.paused and waits for <dir>/<point>.go, where <dir> is $NVWA_FAULT_DIR or
  * /run/nvwa/faults (tmpfs: a new boot starts clean, a restarted daemon does not pause again).
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { release } from "node:os";
 import { join } from "node:path";
 
 export type FaultPoint =
@@ -21,8 +24,9 @@ export type FaultPoint =
   | "after-pids-restored";
 
 export async function faultPoint(point: FaultPoint, env: Record<string, string | undefined> = process.env): Promise<void> {
+  const kernel = release();
   const wanted = (env.NVWA_FAULT_PAUSE ?? "").split(",").map((s) => s.trim());
-  if (!wanted.includes(point)) return;
+  if (!wanted.some((w) => w === point || w === `${point}@${kernel}`)) return;
   const dir = env.NVWA_FAULT_DIR ?? "/run/nvwa/faults";
   const paused = join(dir, `${point}.paused`);
   if (existsSync(paused)) return;
