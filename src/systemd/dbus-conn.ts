@@ -4,7 +4,8 @@
  *   dbus-daemon involved and no Hello (PID 1 answers directly and sends us every signal);
  * - a message bus (the system bus as fallback, or a test's own dbus-daemon): Hello first, and
  *   destinations on every call.
- * Authentication is SASL EXTERNAL with the hex of our uid's decimal digits, then BEGIN.
+ * Authentication is SASL EXTERNAL with the hex of our uid's decimal digits, and BEGIN sent in the
+ * same write (see authRequest for why it must not wait for the server's OK).
  * Replies are matched to calls by serial; D-Bus error replies become NvwaError "dbus.<ErrorName>".
  */
 import type { Socket } from "bun";
@@ -68,6 +69,26 @@ export function saslUidHex(uid: number): string {
   return Buffer.from(String(uid), "ascii").toString("hex");
 }
 
+/**
+ * Everything the client says during authentication, as one write: the NUL byte (where a server
+ * may read SCM_CREDENTIALS), AUTH EXTERNAL with our identity, and BEGIN, which the server acts
+ * on only after its OK went out. sd-bus' own clients (systemctl, busctl) pipeline it the same way.
+ *
+ * BEGIN must not wait for the OK. sd-bus as a server (PID 1's /run/systemd/private; systemd 252
+ * src/libsystemd/sd-bus/bus-socket.c, unchanged in 255) reads up to 256 bytes at a time while
+ * authenticating; a message that arrives in the same read as a late BEGIN is moved to the front
+ * of its read buffer and then left there: the connection goes on waiting for POLLIN
+ * (sd_bus_get_events in sd-bus.c), and no more bytes come while the client waits for the reply.
+ * The call is never answered, and PID 1 logs nothing about it even at debug level. A client that
+ * sends BEGIN after the OK and its first call in the same turn of its event loop (nvwa did)
+ * loses that call whenever PID 1 is slow to read: under load, or busy after a daemon-reload.
+ * Sent with AUTH, BEGIN is in the server's first read and is handled as soon as the OK is
+ * written, before the client can have sent anything else.
+ */
+export function authRequest(uid: number): Uint8Array {
+  return Buffer.from(`\0AUTH EXTERNAL ${saslUidHex(uid)}\r\nBEGIN\r\n`, "ascii");
+}
+
 const HINTS: Record<string, string> = {
   "org.freedesktop.DBus.Error.AccessDenied": "run nvwa as root",
   "org.freedesktop.DBus.Error.ServiceUnknown": "the D-Bus service is not running; is systemd PID 1 on this machine?",
@@ -99,10 +120,41 @@ export interface ConnectOptions {
   uid?: number;
 }
 
+/**
+ * Cuts whole messages out of a byte stream that arrives in chunks of any size: several messages
+ * in one chunk, one message over many, a header split anywhere.
+ */
+export class MessageFramer {
+  private buf: Uint8Array = new Uint8Array(0);
+
+  /** Appends a chunk; copied, since the runtime reuses the buffer it hands to the data handler. */
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    const merged = new Uint8Array(this.buf.length + chunk.length);
+    merged.set(this.buf);
+    merged.set(chunk, this.buf.length);
+    this.buf = merged;
+  }
+
+  /** The next whole message, or undefined until more bytes arrive. Throws dbus.* NvwaErrors on a stream that is not D-Bus. */
+  next(): Message | undefined {
+    const len = messageLength(this.buf);
+    if (len === undefined || this.buf.length < len) return undefined;
+    const m = decodeMessage(this.buf.subarray(0, len));
+    this.buf = this.buf.slice(len);
+    return m;
+  }
+
+  /** Bytes received that do not yet make a whole message. */
+  get buffered(): number {
+    return this.buf.length;
+  }
+}
+
 export class DBusConnection {
   private socket: Socket<undefined> | undefined;
   private serial = 0;
-  private inbox: Uint8Array = new Uint8Array(0);
+  private readonly framer = new MessageFramer();
   private outbox: Uint8Array[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly signalHandlers = new Set<(m: Message) => void>();
@@ -172,7 +224,7 @@ export class DBusConnection {
               this.guid = line.slice(3).trim();
               authed = true;
               clearTimeout(timer);
-              this.write(Buffer.from("BEGIN\r\n", "ascii"));
+              // BEGIN went out with AUTH (authRequest); what follows OK is already message data.
               if (rest.length > 0) this.receive(rest);
               resolve();
             } else {
@@ -186,14 +238,18 @@ export class DBusConnection {
           },
           error: (_s, e) => {
             if (!authed) fail(authError(this.path, e.message));
-            else this.onClosed(e);
+            else {
+              // Also what Bun reports when a handler of ours threw mid-chunk: the stream is no
+              // longer trustworthy, so fail every pending call now rather than at its timeout.
+              this.onClosed(e);
+              this.socket?.end();
+            }
           },
         },
       }).then(
         (s) => {
           this.socket = s;
-          // The leading NUL byte is where a server may read SCM_CREDENTIALS; then the AUTH line.
-          this.write(Buffer.from(`\0AUTH EXTERNAL ${saslUidHex(uid)}\r\n`, "ascii"));
+          this.write(authRequest(uid));
         },
         (e: unknown) => {
           clearTimeout(timer);
@@ -234,20 +290,11 @@ export class DBusConnection {
   }
 
   private receive(chunk: Uint8Array): void {
-    if (this.inbox.length === 0) this.inbox = new Uint8Array(chunk);
-    else {
-      const merged = new Uint8Array(this.inbox.length + chunk.length);
-      merged.set(this.inbox);
-      merged.set(chunk, this.inbox.length);
-      this.inbox = merged;
-    }
+    this.framer.push(chunk);
     for (;;) {
-      let m: Message;
+      let m: Message | undefined;
       try {
-        const len = messageLength(this.inbox);
-        if (len === undefined || this.inbox.length < len) return;
-        m = decodeMessage(this.inbox.subarray(0, len));
-        this.inbox = this.inbox.slice(len);
+        m = this.framer.next();
       } catch (e) {
         // A stream we cannot parse cannot be resynchronised: drop the connection.
         const err = e instanceof NvwaError ? e : new NvwaError("dbus.bad-message", String(e));
@@ -255,6 +302,7 @@ export class DBusConnection {
         this.socket?.end();
         return;
       }
+      if (m === undefined) return;
       this.dispatch(m);
     }
   }
