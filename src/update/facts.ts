@@ -16,7 +16,6 @@ import { peSignature, unwrapKernel } from "../kexec/format.ts";
 import { releaseProblem } from "../kexec/release.ts";
 import { readKexecLoaded, readKexecLoadDisabled, readLockdown } from "../kexec/state.ts";
 import type { CriuCheckFacts, Facts, KernelFacts, PidFacts } from "./facts-types.ts";
-import { log } from "../log.ts";
 import { SystemdManager, type SystemdConnectOptions } from "../systemd/manager.ts";
 import type { ServiceProperties } from "../systemd/units.ts";
 import { mergeWatchdogSettings } from "./preflight-watchdog.ts";
@@ -118,33 +117,19 @@ export function probeCriuCheck(exe: string, timeoutMs = 60_000): CriuCheckFacts 
   };
 }
 
-/** How long preflight waits for each of PID 1's answers before asking again on a new connection. */
-const PROBE_CALL_TIMEOUT_MS = 10_000;
-
 /**
- * Unit properties of each service from PID 1 (private socket, else the system bus). These are
- * reads, so a call left unanswered is asked once more on a fresh connection. Seen once in the
- * guest (services scenario, 2026-12-01): PID 1 left a LoadUnit on a new connection unanswered
- * for 25 s, logging nothing, while the `nvwa check` seconds before had been answered at once;
- * that failed the whole update before anything was frozen.
+ * Unit properties of each service from PID 1 (private socket, else the system bus), on one
+ * connection. No second try: a call PID 1 left unanswered was nvwa's client sending its first
+ * call after BEGIN in a way sd-bus can strand (fixed in dbus-conn.ts authRequest), not PID 1.
  */
 export async function probeServicesOverDbus(units: string[], connect: SystemdConnectOptions = {}): Promise<ServiceProperties[]> {
-  const once = async (): Promise<ServiceProperties[]> => {
-    const mgr = await SystemdManager.connect({ timeoutMs: 5000, callTimeoutMs: PROBE_CALL_TIMEOUT_MS, ...connect });
-    try {
-      const out: ServiceProperties[] = [];
-      for (const u of units) out.push(await mgr.serviceProperties(u));
-      return out;
-    } finally {
-      mgr.close();
-    }
-  };
+  const mgr = await SystemdManager.connect({ timeoutMs: 5000, ...connect });
   try {
-    return await once();
-  } catch (e) {
-    if (!(isNvwaError(e) && (e.code === "dbus.timeout" || e.code === "dbus.disconnected"))) throw e;
-    log.warn(`systemd did not answer (${e.message}); asking again on a new connection`);
-    return await once();
+    const out: ServiceProperties[] = [];
+    for (const u of units) out.push(await mgr.serviceProperties(u));
+    return out;
+  } finally {
+    mgr.close();
   }
 }
 
