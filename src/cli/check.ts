@@ -9,7 +9,7 @@ import { ExitCode, isNvwaError, toNvwaError } from "../errors.ts";
 import { runPreflight } from "../update/preflight-run.ts";
 import type { ProbeOptions } from "../update/facts.ts";
 import { fail, ok, warn, type Check } from "../update/preflight-types.ts";
-import { ARGS } from "./arg-defs.ts";
+import { argsOf } from "./arg-defs.ts";
 
 const LABEL: Record<Check["status"], string> = { ok: "ok", warn: "WARN", fail: "FAIL" };
 
@@ -102,7 +102,7 @@ export async function runCheck(o: CheckOptions, deps: CheckDeps = {}): Promise<E
 
 export const command = defineCommand({
   meta: { name: "check", description: "run every preflight check without changing anything" },
-  args: ARGS.check,
+  args: argsOf("check"),
   run({ args }) {
     const version = typeof args.version === "string" && args.version !== "" ? args.version : undefined;
     const configDir = typeof args["config-dir"] === "string" ? args["config-dir"] : undefined;

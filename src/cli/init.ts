@@ -19,7 +19,7 @@ import { removeAllNvwaDropins } from "../systemd/dropins.ts";
 import { LOCK_TABLE } from "../net/nft.ts";
 import { removeTcpLock } from "../net/tcp-lock.ts";
 import { SystemdManager } from "../systemd/manager.ts";
-import { ARGS } from "./arg-defs.ts";
+import { argsOf } from "./arg-defs.ts";
 
 const PENDING = ["committed", "jumping", "restoring"];
 
@@ -39,7 +39,7 @@ function isOurs(dir: string, name: string): boolean {
 
 export const command = defineCommand({
   meta: { name: "init" },
-  args: ARGS.init,
+  args: argsOf("init"),
   async run({ args }) {
     const config = loadConfig(resolveConfigDir(args["config-dir"]));
     const { criuDir, systemdEtc, kexecExe } = config.server;

@@ -4,46 +4,60 @@
  */
 import { ExitCode, NvwaError } from "../errors.ts";
 import { COMMANDS, findCommand } from "./commands.ts";
+import { GLOBAL_OPTIONS, type GlobalName, type OptionSpec } from "./arg-defs.ts";
 import { commandHelp, mainHelp, versionText } from "./help.ts";
 import { printError } from "./render.ts";
 import { writeOut } from "./output.ts";
 import { suggestKey } from "../config/suggest.ts";
 
-/** Global options may stand before the command; they are moved behind it or consumed here. */
+/** Which option `arg` spells, if the dispatcher takes it there, and a value given with `=`. */
+function globalOption(arg: string, beforeCommand: boolean): { name: GlobalName; spec: OptionSpec; inline?: string } | undefined {
+  for (const [name, spec] of GLOBAL_OPTIONS) {
+    if (!beforeCommand && spec.anywhere !== true) continue;
+    if (arg === `--${name}` || (spec.alias !== undefined && arg === `-${spec.alias}`)) return { name, spec };
+    if (spec.type === "string" && arg.startsWith(`--${name}=`)) return { name, spec, inline: arg.slice(`--${name}=`.length) };
+  }
+  return undefined;
+}
+
+/**
+ * Global options (OPTIONS in arg-defs.ts with a `global` text) may stand before the command,
+ * and those marked `anywhere` after it too; they are consumed here, the rest is the command's.
+ */
 export function splitGlobal(argv: string[]): { command: string | undefined; rest: string[]; help: boolean; version: boolean } {
   const rest: string[] = [];
   let command: string | undefined;
-  let help = false;
-  let version = false;
+  const given: Partial<Record<GlobalName, string | true>> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? "";
-    if (command === undefined) {
-      // The original daemon was started as `nvwa -server 1`; its unit files still say so.
-      if (a === "-server" || a === "--server") {
-        command = "server";
-        if (argv[i + 1] === "1" || argv[i + 1] === "true") i++;
-        continue;
-      }
-      if (a === "-h" || a === "--help") { help = true; continue; }
-      if (a === "-V" || a === "--version") { version = true; continue; }
-      if (a === "-v" || a === "--verbose") { process.env.NVWA_LOG_LEVEL = "debug"; continue; }
-      if (a === "--config-dir" || a.startsWith("--config-dir=")) {
-        const value = a.includes("=") ? a.slice("--config-dir=".length) : argv[++i];
-        if (value === undefined) throw new NvwaError("cli.usage", `option "--config-dir" needs a value`, { exitCode: ExitCode.usage, hint: "nvwa --config-dir /etc/nvwa <command>" });
-        process.env.NVWA_CONFIG_DIR = value;
-        continue;
-      }
-      if (a.startsWith("-")) {
-        throw new NvwaError("cli.usage", `unknown global option "${a}"`, { exitCode: ExitCode.usage, hint: "run `nvwa help` for the options" });
-      }
-      command = a;
+    // The original daemon was started as `nvwa -server 1`; its unit files still say so.
+    if (command === undefined && (a === "-server" || a === "--server")) {
+      command = "server";
+      if (argv[i + 1] === "1" || argv[i + 1] === "true") i++;
       continue;
     }
-    if (a === "-h" || a === "--help") { help = true; continue; }
-    if (a === "-v" || a === "--verbose") { process.env.NVWA_LOG_LEVEL = "debug"; continue; }
-    rest.push(a);
+    const option = globalOption(a, command === undefined);
+    if (option !== undefined) {
+      const { name, spec } = option;
+      if (spec.type === "boolean") {
+        given[name] = true;
+        continue;
+      }
+      const value = option.inline ?? argv[++i];
+      if (value === undefined) {
+        throw new NvwaError("cli.usage", `option "--${name}" needs a value`, { exitCode: ExitCode.usage, hint: `nvwa --${name} ${spec.example ?? spec.value ?? "VALUE"} <command>` });
+      }
+      given[name] = value;
+      continue;
+    }
+    if (command !== undefined) rest.push(a);
+    else if (!a.startsWith("-")) command = a;
+    else throw new NvwaError("cli.usage", `unknown global option "${a}"`, { exitCode: ExitCode.usage, hint: "run `nvwa help` for the options" });
   }
-  return { command, rest, help, version };
+  // What the global options do; how they are spelled is OPTIONS' business.
+  if (given.verbose === true) process.env.NVWA_LOG_LEVEL = "debug";
+  if (typeof given["config-dir"] === "string") process.env.NVWA_CONFIG_DIR = given["config-dir"];
+  return { command, rest, help: given.help === true, version: given.version === true };
 }
 
 export async function main(argv: string[]): Promise<ExitCode> {

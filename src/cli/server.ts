@@ -2,11 +2,11 @@
 import { defineCommand } from "./define.ts";
 import { resolveConfigDir } from "../config/load.ts";
 import { runDaemon } from "../daemon/main.ts";
-import { ARGS } from "./arg-defs.ts";
+import { argsOf } from "./arg-defs.ts";
 import { socketPath } from "./socket.ts";
 
 export const command = defineCommand({
   meta: { name: "server" },
-  args: ARGS.server,
+  args: argsOf("server"),
   run: ({ args }) => runDaemon(resolveConfigDir(args["config-dir"]), socketPath()),
 });

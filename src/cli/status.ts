@@ -3,7 +3,7 @@ import { loadConfig, resolveConfigDir } from "../config/load.ts";
 import { ExitCode } from "../errors.ts";
 import { readManifestIfAny } from "../state/manifest-file.ts";
 import { renderSummary, summarise } from "../update/summary.ts";
-import { ARGS } from "./arg-defs.ts";
+import { argsOf } from "./arg-defs.ts";
 import { writeOut } from "./output.ts";
 
 /**
@@ -12,7 +12,7 @@ import { writeOut } from "./output.ts";
  */
 export const command = defineCommand({
   meta: { name: "status" },
-  args: ARGS.status,
+  args: argsOf("status"),
   async run({ args }) {
     const config = loadConfig(resolveConfigDir(args["config-dir"]));
     const m = readManifestIfAny(config.server.criuDir);

@@ -6,7 +6,7 @@ import { log } from "../log.ts";
 import { request } from "../daemon/client.ts";
 import type { ProgressEvent } from "../daemon/protocol.ts";
 import { socketPath } from "./socket.ts";
-import { ARGS } from "./arg-defs.ts";
+import { argsOf } from "./arg-defs.ts";
 import { writeOut } from "./output.ts";
 
 const words = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(/\s+/).filter((w) => w !== ""));
@@ -27,7 +27,7 @@ function show(e: ProgressEvent): void {
  */
 export const command = defineCommand({
   meta: { name: "update" },
-  args: ARGS.update,
+  args: argsOf("update"),
   async run({ args }) {
     // A bad kernel name is refused here, before the daemon is even asked.
     const version = assertRelease(args.version);

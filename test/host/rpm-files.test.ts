@@ -11,6 +11,7 @@ import { loadConfig } from "../../src/config/load.ts";
 import { RESTORE_DEFAULTS, SERVER_DEFAULTS } from "../../src/config/types.ts";
 import { RESTORE_KEYS, SERVER_KEYS } from "../../src/config/schema.ts";
 import { COMMANDS } from "../../src/cli/commands.ts";
+import { GLOBAL_OPTIONS } from "../../src/cli/arg-defs.ts";
 
 const rpmDir = join(import.meta.dir, "../../rpm");
 let dir: string;
@@ -84,6 +85,9 @@ async function complete(line: string): Promise<string[]> {
 const visible = COMMANDS.filter((c) => !c.hidden);
 /** Every name a visible command answers to (`help` also as `h`). */
 const names = visible.flatMap((c) => [c.name, ...(c.aliases ?? [])]).sort();
+/** Each spelling of the global options, and of those the dispatcher takes after a command too. */
+const spellings = (all: boolean): string[] =>
+  GLOBAL_OPTIONS.filter(([, o]) => all || o.anywhere === true).flatMap(([name, o]) => [`--${name}`, ...(o.alias === undefined ? [] : [`-${o.alias}`])]);
 
 test("/boot exists to be covered by the test's tmpfs", () => {
   expect(existsSync("/boot")).toBe(true);
@@ -108,12 +112,13 @@ test("update and check complete the kernel versions in /boot, and only one of th
 test("each command's options are exactly those of the command table", async () => {
   for (const c of visible) {
     const fromTable = c.options.map(([o]) => o.split(" ")[0] ?? "");
-    const expected = [...fromTable, "--verbose", "-v", "--help", "-h"].sort();
+    const expected = [...fromTable, ...spellings(false)].sort();
     expect({ command: c.name, options: await complete(`nvwa ${c.name} -`) }).toEqual({ command: c.name, options: expected });
   }
 });
 
 test("global options before the command, and help completes command names", async () => {
+  expect(await complete("nvwa -")).toEqual(spellings(true).sort());
   expect(await complete("nvwa --v")).toEqual(["--verbose", "--version"]);
   expect(await complete("nvwa help ")).toEqual(names);
   expect(await complete("nvwa h ")).toEqual(names);
