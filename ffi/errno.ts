@@ -1,7 +1,9 @@
 /**
  * errno values (the same on x86_64 and arm64: both use asm-generic/errno*.h) with their
- * symbolic names, so errors can say "ENOSYS" rather than "38".
+ * symbolic names, so errors can say "ENOSYS" rather than "38", and SyscallError, which does.
  */
+import { NvwaError } from "./error.ts";
+
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9,
   ECHILD: 10, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19,
@@ -20,4 +22,21 @@ const BY_NUMBER = new Map<number, ErrnoName>(
 
 export function errnoName(n: number): string {
   return BY_NUMBER.get(n) ?? `errno ${n}`;
+}
+
+/** A failed system call: the call, its errno as a name and number, and a sentence for people. */
+export class SyscallError extends NvwaError {
+  readonly call: string;
+  readonly errno: number;
+  readonly errnoName: string;
+  constructor(call: string, errnoValue: number, message?: string, hint?: string) {
+    const name = errnoName(errnoValue);
+    super(`syscall.${name}`, message ?? `${call} failed: ${name}`, {
+      details: { call, errno: errnoValue, errnoName: name },
+      ...(hint === undefined ? {} : { hint }),
+    });
+    this.call = call;
+    this.errno = errnoValue;
+    this.errnoName = name;
+  }
 }

@@ -3,8 +3,8 @@
  * ffi/; the rest of nvwa calls the typed functions exported from here and its siblings.
  */
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
-import { NvwaError } from "../src/errors.ts";
-import { errnoName } from "./errno.ts";
+import { NvwaError } from "./error.ts";
+import { SyscallError } from "./errno.ts";
 import { syscallNumber, type SyscallName } from "./arch.ts";
 
 const LIBC_NAMES = ["libc.so.6", "libc.so"];
@@ -70,22 +70,8 @@ export function errno(): number {
   return read.i32(p, 0);
 }
 
-/** A failed system call: the call, its errno as a name and number, and a sentence for people. */
-export class SyscallError extends NvwaError {
-  readonly call: string;
-  readonly errno: number;
-  readonly errnoName: string;
-  constructor(call: string, errnoValue: number, message?: string, hint?: string) {
-    const name = errnoName(errnoValue);
-    super(`syscall.${name}`, message ?? `${call} failed: ${name}`, {
-      details: { call, errno: errnoValue, errnoName: name },
-      ...(hint === undefined ? {} : { hint }),
-    });
-    this.call = call;
-    this.errno = errnoValue;
-    this.errnoName = name;
-  }
-}
+/** Defined with the errno names (pure, so ffi/bytes.ts can throw it); src/ imports it from here. */
+export { SyscallError };
 
 export type SyscallArg = number | bigint | NodeJS.TypedArray | null;
 

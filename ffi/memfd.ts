@@ -4,7 +4,7 @@
  * and no temporary file can be left behind or swapped under us.
  */
 import { closeSync, fstatSync, writeSync } from "node:fs";
-import { NvwaError } from "../src/errors.ts";
+import { NvwaError } from "./error.ts";
 import { SyscallError, cstring, sys } from "./libc.ts";
 
 /** From include/uapi/linux/memfd.h. */

@@ -4,15 +4,11 @@
  */
 import { libc, errno, SyscallError } from "./libc.ts";
 import { ERRNO } from "./errno.ts";
+import { AF_NETLINK, i32, SO_RCVTIMEO, SOCK_CLOEXEC, sockaddrNl, SOL_SOCKET, timeval } from "./bytes.ts";
 
-const AF_NETLINK = 16;
 const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 export const NETLINK_ROUTE = 0;
 
-const SOL_SOCKET = 1;
-/** asm-generic value, shared by x86_64 and arm64 (64-bit struct timeval). */
-const SO_RCVTIMEO = 20;
 const SO_RCVBUF = 8;
 const SOL_NETLINK = 270;
 const NETLINK_EXT_ACK = 11;
@@ -20,22 +16,6 @@ const NETLINK_CAP_ACK = 10;
 
 const MSG_PEEK = 0x2;
 const MSG_TRUNC = 0x20;
-
-/** struct sockaddr_nl: family u16, pad u16, pid u32, groups u32. */
-function sockaddrNl(pid = 0, groups = 0): Uint8Array {
-  const b = new Uint8Array(12);
-  const v = new DataView(b.buffer);
-  v.setUint16(0, AF_NETLINK, true);
-  v.setUint32(4, pid, true);
-  v.setUint32(8, groups, true);
-  return b;
-}
-
-function intOpt(value: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, value, true);
-  return b;
-}
 
 export interface NetlinkSocketOptions {
   /** How long receive() waits for the kernel before giving up. */
@@ -120,17 +100,13 @@ export function openNetlink(protocol = NETLINK_ROUTE, options: NetlinkSocketOpti
   try {
     const addr = sockaddrNl();
     if (c.bind(fd, addr, addr.length) !== 0) throw new SyscallError("bind(netlink)", errno());
-    const on = intOpt(1);
+    const on = i32(1);
     // Both are best effort: kernels before 4.12 lack EXT_ACK; the codec copes either way.
     c.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, on, on.length);
     c.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, on, on.length);
-    const rcvbuf = intOpt(1 << 20);
+    const rcvbuf = i32(1 << 20);
     c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf, rcvbuf.length);
-    const timeoutMs = options.timeoutMs ?? 10_000;
-    const tv = new Uint8Array(16);
-    const v = new DataView(tv.buffer);
-    v.setBigInt64(0, BigInt(Math.floor(timeoutMs / 1000)), true);
-    v.setBigInt64(8, BigInt((timeoutMs % 1000) * 1000), true);
+    const tv = timeval(options.timeoutMs ?? 10_000);
     if (c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, tv.length) !== 0) {
       throw new SyscallError("setsockopt(SO_RCVTIMEO)", errno());
     }

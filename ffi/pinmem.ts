@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { ptr } from "bun:ffi";
-import { NvwaError } from "../src/errors.ts";
+import { NvwaError } from "./error.ts";
 import { errno, libc } from "./libc.ts";
 import { errnoName } from "./errno.ts";
 

@@ -5,43 +5,14 @@
  */
 import { libc, errno, SyscallError } from "./libc.ts";
 import { ERRNO, errnoName } from "./errno.ts";
+import { AF_UNIX, dataView, SO_RCVTIMEO, SOCK_CLOEXEC, sockaddrUn, SOL_SOCKET, timeval } from "./bytes.ts";
 
-const AF_UNIX = 1;
+/** Built in ffi/bytes.ts with the other socket structs. */
+export { sockaddrUn };
+
 const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
-const SO_RCVTIMEO = 20;
 const MSG_DONTWAIT = 0x40;
-/** sizeof(struct sockaddr_un): sa_family_t (2 bytes) + sun_path[108]. */
-const SOCKADDR_UN_SIZE = 110;
-const SUN_PATH_MAX = 108;
-
-/**
- * A sockaddr_un for a path, or for an abstract name when the address starts with "@" (as
- * $NOTIFY_SOCKET writes it): the "@" becomes a NUL byte and the length excludes any terminator.
- */
-export function sockaddrUn(address: string): { addr: Buffer; len: number } {
-  if (address === "" || address === "@") {
-    throw new SyscallError("sockaddr_un", ERRNO.EINVAL, `empty unix socket address`, "set $NOTIFY_SOCKET to a path or @name");
-  }
-  const abstract = address.startsWith("@");
-  const name = Buffer.from(abstract ? address.slice(1) : address, "utf8");
-  // A path needs room for its trailing NUL, an abstract name for its leading one.
-  const room = SUN_PATH_MAX - 1;
-  if (name.length > room) {
-    throw new SyscallError("sockaddr_un", ERRNO.ENAMETOOLONG, `unix socket address too long (${name.length} bytes, at most ${room}): ${address}`);
-  }
-  const addr = Buffer.alloc(SOCKADDR_UN_SIZE);
-  addr.writeUInt16LE(AF_UNIX, 0);
-  if (abstract) {
-    addr[2] = 0;
-    name.copy(addr, 3);
-    return { addr, len: 2 + 1 + name.length };
-  }
-  name.copy(addr, 2);
-  return { addr, len: 2 + name.length + 1 };
-}
 
 function datagramSocket(): number {
   const fd = libc().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -92,10 +63,8 @@ export function bindDatagram(address: string): DatagramReceiver {
     fd,
     address,
     receive(timeoutMs: number, maxBytes = 65536): Uint8Array | undefined {
-      const tv = Buffer.alloc(16); // struct timeval { long tv_sec; long tv_usec; }
-      tv.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
-      tv.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1000), 8);
-      if (libc().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16) !== 0) throw new SyscallError("setsockopt(SO_RCVTIMEO)", errno());
+      const tv = timeval(timeoutMs);
+      if (libc().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, tv.length) !== 0) throw new SyscallError("setsockopt(SO_RCVTIMEO)", errno());
       const buf = Buffer.alloc(maxBytes);
       const n = Number(libc().recv(fd, buf, maxBytes, timeoutMs === 0 ? MSG_DONTWAIT : 0));
       if (n < 0) {
@@ -121,10 +90,11 @@ export interface PeerCredentials {
 
 /** SO_PEERCRED: who is on the other end of a connected unix socket (as of connect()). */
 export function peerCredentials(fd: number): PeerCredentials {
-  const cred = Buffer.alloc(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+  const cred = new Uint8Array(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
   const len = new Uint32Array([12]);
   if (libc().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) {
     throw new SyscallError("getsockopt(SO_PEERCRED)", errno());
   }
-  return { pid: cred.readInt32LE(0), uid: cred.readUInt32LE(4), gid: cred.readUInt32LE(8) };
+  const v = dataView(cred);
+  return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
 }

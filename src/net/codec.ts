@@ -5,36 +5,21 @@
  * little-endian on both architectures nvwa supports (x86_64, arm64).
  */
 import { NvwaError } from "../errors.ts";
+import { align4, concat, dataView as view } from "../../ffi/bytes.ts";
 import { NLM_F, NLMSG, NLMSGERR_ATTR_MSG } from "./constants.ts";
+
+/** The integer writers and the alignment are ffi/bytes.ts's, shared with ffi/netlink.ts. */
+export { align4, i32, u8, u16, u16be, u32, u64 } from "../../ffi/bytes.ts";
 
 export const NLMSG_HDRLEN = 16;
 const RTA_HDRLEN = 4;
 /** nla_type carries two flag bits (NESTED, NET_BYTEORDER) above the type number. */
 const NLA_TYPE_MASK = 0x3fff;
 
-export function align4(n: number): number {
-  return (n + 3) & ~3;
-}
-
 function malformed(what: string): NvwaError {
   return new NvwaError("net.netlink-malformed", `malformed netlink message from the kernel: ${what}`, {
     hint: "this is a bug in nvwa's netlink codec or an unexpected kernel; please report it with the kernel version",
   });
-}
-
-function view(b: Uint8Array): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------- nlmsghdr
@@ -107,34 +92,6 @@ export function encodeAttrs(attrs: AttrIn[]): Uint8Array {
   return concat(parts);
 }
 
-export function u8(n: number): Uint8Array {
-  return Uint8Array.of(n & 0xff);
-}
-export function u16(n: number): Uint8Array {
-  const b = new Uint8Array(2);
-  view(b).setUint16(0, n, true);
-  return b;
-}
-export function u16be(n: number): Uint8Array {
-  const b = new Uint8Array(2);
-  view(b).setUint16(0, n, false);
-  return b;
-}
-export function u32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  view(b).setUint32(0, n >>> 0, true);
-  return b;
-}
-export function i32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  view(b).setInt32(0, n, true);
-  return b;
-}
-export function u64(n: bigint): Uint8Array {
-  const b = new Uint8Array(8);
-  view(b).setBigUint64(0, n, true);
-  return b;
-}
 /** NUL-terminated string attribute (what the kernel expects for names and kinds). */
 export function str(s: string): Uint8Array {
   return new TextEncoder().encode(`${s}\0`);

@@ -8,6 +8,7 @@
  * This is what criu's dump-time lock does (criu/netfilter.c), re-created after the kexec.
  * nf_tables takes its numbers in network byte order.
  */
+import { concat, i32be, u16be } from "../../ffi/bytes.ts";
 import { type AttrIn, encodeAttrs, encodeMessage, str } from "./codec.ts";
 import { ipBytes } from "./ip-text.ts";
 import type { TcpTuple } from "./tcp-conns.ts";
@@ -65,41 +66,29 @@ const NFT_CMP_EQ = 0;
 const NF_DROP = 0;
 const NF_ACCEPT = 1;
 
-function be32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, n, false);
-  return b;
-}
-
-function be16(n: number): Uint8Array {
-  const b = new Uint8Array(2);
-  new DataView(b.buffer).setUint16(0, n, false);
-  return b;
-}
-
 const nested = (type: number, value: AttrIn[]): AttrIn => ({ type: type | NLA_F_NESTED, value });
 
 /** struct nfgenmsg: family, version NFNETLINK_V0, res_id (big endian). */
 function nfgen(family: number, resId = 0): Uint8Array {
-  return new Uint8Array([family, 0, (resId >> 8) & 0xff, resId & 0xff]);
+  return Uint8Array.of(family, 0, ...u16be(resId));
 }
 
 function expr(name: string, data: AttrIn[]): AttrIn {
   return nested(A.LIST_ELEM, [{ type: A.EXPR_NAME, value: str(name) }, nested(A.EXPR_DATA, data)]);
 }
 
-const meta = (key: number): AttrIn => expr("meta", [{ type: A.META_DREG, value: be32(NFT_REG_1) }, { type: A.META_KEY, value: be32(key) }]);
+const meta = (key: number): AttrIn => expr("meta", [{ type: A.META_DREG, value: i32be(NFT_REG_1) }, { type: A.META_KEY, value: i32be(key) }]);
 const payload = (base: number, offset: number, len: number): AttrIn =>
   expr("payload", [
-    { type: A.PAYLOAD_DREG, value: be32(NFT_REG_1) },
-    { type: A.PAYLOAD_BASE, value: be32(base) },
-    { type: A.PAYLOAD_OFFSET, value: be32(offset) },
-    { type: A.PAYLOAD_LEN, value: be32(len) },
+    { type: A.PAYLOAD_DREG, value: i32be(NFT_REG_1) },
+    { type: A.PAYLOAD_BASE, value: i32be(base) },
+    { type: A.PAYLOAD_OFFSET, value: i32be(offset) },
+    { type: A.PAYLOAD_LEN, value: i32be(len) },
   ]);
 const cmpEq = (data: Uint8Array): AttrIn =>
-  expr("cmp", [{ type: A.CMP_SREG, value: be32(NFT_REG_1) }, { type: A.CMP_OP, value: be32(NFT_CMP_EQ) }, nested(A.CMP_DATA, [{ type: A.DATA_VALUE, value: data }])]);
+  expr("cmp", [{ type: A.CMP_SREG, value: i32be(NFT_REG_1) }, { type: A.CMP_OP, value: i32be(NFT_CMP_EQ) }, nested(A.CMP_DATA, [{ type: A.DATA_VALUE, value: data }])]);
 const verdict = (code: number): AttrIn =>
-  expr("immediate", [{ type: A.IMMEDIATE_DREG, value: be32(NFT_REG_VERDICT) }, nested(A.IMMEDIATE_DATA, [nested(A.DATA_VERDICT, [{ type: A.VERDICT_CODE, value: be32(code) }])])]);
+  expr("immediate", [{ type: A.IMMEDIATE_DREG, value: i32be(NFT_REG_VERDICT) }, nested(A.IMMEDIATE_DATA, [nested(A.DATA_VERDICT, [{ type: A.VERDICT_CODE, value: i32be(code) }])])]);
 
 /** The expressions that drop one direction of a connection: packets from (src, sport) to (dst, dport). */
 export function dropExpressions(family: TcpTuple["family"], src: string, sport: number, dst: string, dport: number): AttrIn[] {
@@ -115,9 +104,9 @@ export function dropExpressions(family: TcpTuple["family"], src: string, sport: 
     payload(NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, v6 ? 16 : 4),
     cmpEq(ipBytes(dst, family)),
     payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2),
-    cmpEq(be16(sport)),
+    cmpEq(u16be(sport)),
     payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2),
-    cmpEq(be16(dport)),
+    cmpEq(u16be(dport)),
     verdict(NF_DROP),
   ];
 }
@@ -140,8 +129,8 @@ function chainMsg(name: string, hook: number): Msg {
       { type: A.CHAIN_TABLE, value: str(LOCK_TABLE) },
       { type: A.CHAIN_NAME, value: str(name) },
       // Priority -300 (raw): before connection tracking and before any firewall's own chains.
-      nested(A.CHAIN_HOOK, [{ type: A.HOOK_HOOKNUM, value: be32(hook) }, { type: A.HOOK_PRIORITY, value: be32(-300) }]),
-      { type: A.CHAIN_POLICY, value: be32(NF_ACCEPT) },
+      nested(A.CHAIN_HOOK, [{ type: A.HOOK_HOOKNUM, value: i32be(hook) }, { type: A.HOOK_PRIORITY, value: i32be(-300) }]),
+      { type: A.CHAIN_POLICY, value: i32be(NF_ACCEPT) },
       { type: A.CHAIN_TYPE, value: str("filter") },
     ],
   };
@@ -172,16 +161,10 @@ function batch(msgs: Msg[], firstSeq: number): Batch {
   parts.push(encodeMessage({ type: NFNL_MSG_BATCH_BEGIN, flags: NLM_F.REQUEST, seq: seq++ }, nfgen(0, NFNL_SUBSYS_NFTABLES)));
   for (const m of msgs) {
     seqs.push(seq);
-    parts.push(encodeMessage({ type: m.type, flags: m.flags | NLM_F.REQUEST | NLM_F.ACK, seq: seq++ }, new Uint8Array([...nfgen(m.family), ...encodeAttrs(m.attrs)])));
+    parts.push(encodeMessage({ type: m.type, flags: m.flags | NLM_F.REQUEST | NLM_F.ACK, seq: seq++ }, concat([nfgen(m.family), encodeAttrs(m.attrs)])));
   }
   parts.push(encodeMessage({ type: NFNL_MSG_BATCH_END, flags: NLM_F.REQUEST, seq: seq++ }, nfgen(0, NFNL_SUBSYS_NFTABLES)));
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    bytes.set(p, off);
-    off += p.length;
-  }
-  return { bytes, seqs };
+  return { bytes: concat(parts), seqs };
 }
 
 /**
@@ -206,6 +189,6 @@ export function unlockBatch(firstSeq = 1, table = LOCK_TABLE): Batch {
 export function getTableRequest(name: string, seq = 1): Uint8Array {
   return encodeMessage(
     { type: ntMsg(NFT_MSG.GETTABLE), flags: NLM_F.REQUEST | NLM_F.ACK, seq },
-    new Uint8Array([...nfgen(NFPROTO.INET), ...encodeAttrs([{ type: A.TABLE_NAME, value: str(name) }])]),
+    concat([nfgen(NFPROTO.INET), encodeAttrs([{ type: A.TABLE_NAME, value: str(name) }])]),
   );
 }

@@ -19,6 +19,7 @@ import {
   u8,
   type AttrIn,
 } from "./codec.ts";
+import { concat } from "../../ffi/bytes.ts";
 import {
   AF,
   ETH_P_8021AD,
@@ -96,7 +97,7 @@ export function createLinkRequest(l: SavedLink, index: IndexOf): RtnlRequest {
   }
   attrs.push({ type: IFLA.LINKINFO, value: info });
   const hdr = encodeIfInfoMsg({ family: AF.UNSPEC, type: 0, index: 0, flags: l.up ? IFF_UP : 0, change: l.up ? IFF_UP : 0 });
-  return { type: RTM.NEWLINK, flags: ADD, body: concat(hdr, encodeAttrs(attrs)) };
+  return { type: RTM.NEWLINK, flags: ADD, body: concat([hdr, encodeAttrs(attrs)]) };
 }
 
 export function updateLinkRequest(
@@ -113,7 +114,7 @@ export function updateLinkRequest(
     flags: change.up ? IFF_UP : 0,
     change: change.up ? IFF_UP : 0,
   });
-  return { type: RTM.NEWLINK, flags: 0, body: concat(hdr, encodeAttrs(attrs)) };
+  return { type: RTM.NEWLINK, flags: 0, body: concat([hdr, encodeAttrs(attrs)]) };
 }
 
 /** Flags that say how an address was configured; the rest is DAD or lifetime state the kernel owns. */
@@ -137,12 +138,12 @@ export function addAddressRequest(a: SavedAddress, index: IndexOf): RtnlRequest 
   if (a.validLft !== null || a.preferredLft !== null) {
     const valid = a.validLft ?? INFINITY_LIFE_TIME;
     const preferred = Math.min(a.preferredLft ?? INFINITY_LIFE_TIME, valid);
-    attrs.push({ type: IFA.CACHEINFO, value: concat(u32(preferred), u32(valid), u32(0), u32(0)) });
+    attrs.push({ type: IFA.CACHEINFO, value: concat([u32(preferred), u32(valid), u32(0), u32(0)]) });
   }
   if (a.metric !== null) attrs.push({ type: IFA.RT_PRIORITY, value: u32(a.metric) });
   if (a.proto !== null && a.proto !== 0) attrs.push({ type: IFA.PROTO, value: u8(a.proto) });
   const hdr = encodeIfAddrMsg({ family: af(a.family), prefixlen: a.prefixlen, flags: flags & 0xff, scope: a.scope, index: need(index, a.link) });
-  return { type: RTM.NEWADDR, flags: ADD, body: concat(hdr, encodeAttrs(attrs)) };
+  return { type: RTM.NEWADDR, flags: ADD, body: concat([hdr, encodeAttrs(attrs)]) };
 }
 
 export function addRouteRequest(r: SavedRoute, index: IndexOf): RtnlRequest {
@@ -184,11 +185,11 @@ export function addRouteRequest(r: SavedRoute, index: IndexOf): RtnlRequest {
     type: r.type,
     flags: r.onlink ? RTNH_F_ONLINK : 0,
   });
-  return { type: RTM.NEWROUTE, flags: ADD, body: concat(hdr, encodeAttrs(attrs)) };
+  return { type: RTM.NEWROUTE, flags: ADD, body: concat([hdr, encodeAttrs(attrs)]) };
 }
 
 function range16(r: { start: number; end: number }): Uint8Array {
-  return concat(u16(r.start), u16(r.end));
+  return concat([u16(r.start), u16(r.end)]);
 }
 
 export function addRuleRequest(r: SavedRule): RtnlRequest {
@@ -203,7 +204,7 @@ export function addRuleRequest(r: SavedRule): RtnlRequest {
   if (r.goto !== null) attrs.push({ type: FRA.GOTO, value: u32(r.goto) });
   if (r.suppressPrefixlen !== null) attrs.push({ type: FRA.SUPPRESS_PREFIXLEN, value: i32(r.suppressPrefixlen) });
   if (r.suppressIfgroup !== null) attrs.push({ type: FRA.SUPPRESS_IFGROUP, value: i32(r.suppressIfgroup) });
-  if (r.uidRange !== null) attrs.push({ type: FRA.UID_RANGE, value: concat(u32(r.uidRange.start), u32(r.uidRange.end)) });
+  if (r.uidRange !== null) attrs.push({ type: FRA.UID_RANGE, value: concat([u32(r.uidRange.start), u32(r.uidRange.end)]) });
   if (r.ipProto !== null) attrs.push({ type: FRA.IP_PROTO, value: u8(r.ipProto) });
   if (r.sport !== null) attrs.push({ type: FRA.SPORT_RANGE, value: range16(r.sport) });
   if (r.dport !== null) attrs.push({ type: FRA.DPORT_RANGE, value: range16(r.dport) });
@@ -225,15 +226,5 @@ export function addRuleRequest(r: SavedRule): RtnlRequest {
     action: r.action,
     flags: r.invert ? FIB_RULE_INVERT : 0,
   });
-  return { type: RTM.NEWRULE, flags: ADD, body: concat(hdr, encodeAttrs(attrs)) };
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return { type: RTM.NEWRULE, flags: ADD, body: concat([hdr, encodeAttrs(attrs)]) };
 }
