@@ -2,6 +2,7 @@
  * Talking to the daemon: one request, its progress events, its final result or error.
  */
 import { ExitCode, NvwaError } from "../errors.ts";
+import { SocketWriter } from "../socket-writer.ts";
 import {
   DEFAULT_SOCKET_PATH,
   parseResponse,
@@ -54,11 +55,8 @@ export function request<M extends Method>(
     let settled = false;
     let buf = "";
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let unsent = Buffer.from(`${JSON.stringify({ id, method, params })}\n`, "utf8");
-    const pump = (s: { write(b: Uint8Array): number }): void => {
-      const n = unsent.length === 0 ? 0 : s.write(unsent);
-      if (n > 0) unsent = unsent.subarray(n); // the rest goes out on drain
-    };
+    const out = new SocketWriter();
+    out.write(Buffer.from(`${JSON.stringify({ id, method, params })}\n`, "utf8"));
     const settle = (fn: () => void): void => {
       if (settled) return;
       settled = true;
@@ -120,8 +118,8 @@ export function request<M extends Method>(
             }
           }
         },
-        drain(s) {
-          pump(s);
+        drain() {
+          out.flush();
         },
         close() {
           settle(() =>
@@ -139,7 +137,7 @@ export function request<M extends Method>(
       },
     }).then(
       (s) => {
-        pump(s);
+        out.attach(s);
         if (opts.timeoutMs !== undefined) {
           const ms = opts.timeoutMs;
           timer = setTimeout(() => {

@@ -1,11 +1,12 @@
 /**
- * systemd's Manager over D-Bus (effects): units, their properties, jobs, daemon-reload and the
- * orderly kexec. All names and signatures are systemd's org.freedesktop.systemd1 API
- * (man org.freedesktop.systemd1).
+ * systemd's Manager over D-Bus (effects): reaching PID 1 (its private socket, else the system
+ * bus), units, their properties, jobs, daemon-reload and the orderly kexec. All names and
+ * signatures are systemd's org.freedesktop.systemd1 API (man org.freedesktop.systemd1).
  */
 import { NvwaError } from "../errors.ts";
-import { connectSystemd, DBusConnection, type CallOptions } from "./dbus-conn.ts";
-import { Variant, type DBusValue, type Message } from "./dbus-wire.ts";
+import { log } from "../log.ts";
+import { DBusConnection, type CallOptions } from "./dbus-conn.ts";
+import type { DBusValue, Message } from "./dbus-wire.ts";
 import {
   JOB_IFACE,
   MANAGER_IFACE,
@@ -21,6 +22,9 @@ import {
   type JobResult,
   type ServiceProperties,
 } from "./units.ts";
+
+export const SYSTEMD_PRIVATE_SOCKET = "/run/systemd/private";
+export const SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket";
 
 /** StartUnit/StopUnit modes (man org.freedesktop.systemd1). */
 export type JobMode = "replace" | "fail" | "isolate" | "ignore-dependencies" | "ignore-requirements" | "replace-irreversibly";
@@ -115,14 +119,10 @@ export class SystemdManager {
     return this.conn.call({ ...this.destination, ...c, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
   }
 
-  private async managerCall(member: string, signature = "", body: DBusValue[] = [], timeoutMs?: number): Promise<DBusValue[]> {
+  /** A method of the Manager object; resolves with the reply's values. */
+  async managerCall(member: string, signature = "", body: DBusValue[] = [], timeoutMs?: number): Promise<DBusValue[]> {
     const reply = await this.call({ path: MANAGER_PATH, interface: MANAGER_IFACE, member, signature, body, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
     return reply.body;
-  }
-
-  /** Object path of a loaded unit; throws dbus.org.freedesktop.systemd1.NoSuchUnit when not loaded. */
-  async getUnit(name: string): Promise<string> {
-    return String((await this.managerCall("GetUnit", "s", [name]))[0]);
   }
 
   /** Object path of a unit, loading it from disk if needed (works for inactive units too). */
@@ -135,14 +135,6 @@ export class SystemdManager {
     const v = unwrap(reply.body[0]);
     if (v === undefined) throw new NvwaError("dbus.unexpected-type", `Properties.Get(${iface}.${property}) on ${path} returned nothing`);
     return v;
-  }
-
-  async getAllProperties(path: string, iface: string): Promise<Map<string, DBusValue>> {
-    const reply = await this.call({ path, interface: PROPERTIES_IFACE, member: "GetAll", signature: "s", body: [iface] });
-    const out = new Map<string, DBusValue>();
-    const raw = reply.body[0];
-    if (raw instanceof Map) for (const [k, v] of raw) out.set(String(k), v instanceof Variant ? v.value : v);
-    return out;
   }
 
   /**
@@ -176,10 +168,6 @@ export class SystemdManager {
   /** Queues a start job; returns the job's object path. */
   async startUnit(name: string, mode: JobMode = "replace"): Promise<string> {
     return String((await this.managerCall("StartUnit", "ss", [name, mode]))[0]);
-  }
-
-  async stopUnit(name: string, mode: JobMode = "replace"): Promise<string> {
-    return String((await this.managerCall("StopUnit", "ss", [name, mode]))[0]);
   }
 
   /**
@@ -234,26 +222,40 @@ export class SystemdManager {
     return this.waitForJob(await this.startUnit(name, mode), timeoutMs);
   }
 
-  async stopUnitAndWait(name: string, mode: JobMode = "replace", timeoutMs?: number): Promise<JobOutcome> {
-    return this.waitForJob(await this.stopUnit(name, mode), timeoutMs);
-  }
-
   /** daemon-reload. systemd answers only once the reload is complete. */
   async reload(): Promise<void> {
     await this.managerCall("Reload", "", [], RELOAD_TIMEOUT_MS);
   }
+}
 
-  /** KExecWatchdogUSec (systemd ≥ 245) and RuntimeWatchdogUSec; undefined where unknown. */
-  async watchdogSettings(): Promise<{ runtimeUsec: bigint | undefined; kexecUsec: bigint | undefined }> {
-    const read = async (p: string): Promise<bigint | undefined> => {
-      try {
-        const v = await this.getProperty(MANAGER_PATH, MANAGER_IFACE, p);
-        return typeof v === "bigint" ? v : undefined;
-      } catch (e) {
-        if (e instanceof NvwaError && e.code.startsWith("dbus.org.freedesktop.DBus.Error.")) return undefined;
-        throw e;
-      }
-    };
-    return { runtimeUsec: await read("RuntimeWatchdogUSec"), kexecUsec: await read("KExecWatchdogUSec") };
+/**
+ * Connects to systemd: its private socket first, then the system bus (where systemd is
+ * org.freedesktop.systemd1 and calls need a destination).
+ */
+export async function connectSystemd(
+  opts: { privateSocket?: string; busSocket?: string | null; timeoutMs?: number } = {},
+): Promise<DBusConnection> {
+  const privatePath = opts.privateSocket ?? SYSTEMD_PRIVATE_SOCKET;
+  const busPath = opts.busSocket === undefined ? SYSTEM_BUS_SOCKET : opts.busSocket;
+  const timing = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
+  try {
+    return await DBusConnection.connect({ path: privatePath, bus: false, ...timing });
+  } catch (first) {
+    if (busPath === null) throw first;
+    try {
+      const conn = await DBusConnection.connect({ path: busPath, bus: true, ...timing });
+      log.debug(`systemd's private socket failed (${(first as Error).message}); using the system bus ${busPath}`);
+      return conn;
+    } catch (second) {
+      throw new NvwaError(
+        "dbus.unreachable",
+        `cannot reach systemd over D-Bus: ${(first as Error).message}; ${(second as Error).message}`,
+        {
+          hint: "nvwa needs systemd as PID 1 and root privileges; check `systemctl is-system-running`",
+          details: { privateSocket: privatePath, busSocket: busPath },
+          cause: second,
+        },
+      );
+    }
   }
 }

@@ -120,7 +120,7 @@ export function probeCriuCheck(exe: string, timeoutMs = 60_000): CriuCheckFacts 
 /**
  * Unit properties of each service from PID 1 (private socket, else the system bus), on one
  * connection. No second try: a call PID 1 left unanswered was nvwa's client sending its first
- * call after BEGIN in a way sd-bus can strand (fixed in dbus-conn.ts authRequest), not PID 1.
+ * call after BEGIN in a way sd-bus can strand (fixed in dbus-auth.ts authRequest), not PID 1.
  */
 export async function probeServicesOverDbus(units: string[], connect: SystemdConnectOptions = {}): Promise<ServiceProperties[]> {
   const mgr = await SystemdManager.connect({ timeoutMs: 5000, ...connect });

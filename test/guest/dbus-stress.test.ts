@@ -1,7 +1,7 @@
 /**
  * PID 1 left a call of nvwa's on a new connection unanswered, while the machine was
  * loaded. The cause was nvwa's client sending BEGIN only after the server's OK, so a busy sd-bus
- * read BEGIN and the first call together and never looked at that call (src/systemd/dbus-conn.ts
+ * read BEGIN and the first call together and never looked at that call (src/systemd/dbus-auth.ts
  * authRequest). This runs the guest loop that proves it gone: at least 2000 calls over fresh and
  * reused connections with daemon-reloads and two CPU busy loops alongside (scenario dbus-stress,
  * one boot, no jump), none of them unanswered.

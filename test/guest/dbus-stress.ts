@@ -17,8 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { NvwaError } from "../../src/errors.ts";
-import { SYSTEMD_PRIVATE_SOCKET } from "../../src/systemd/dbus-conn.ts";
-import { SystemdManager } from "../../src/systemd/manager.ts";
+import { SYSTEMD_PRIVATE_SOCKET, SystemdManager } from "../../src/systemd/manager.ts";
 import { SERVICE_IFACE, UNIT_IFACE } from "../../src/systemd/units.ts";
 
 export interface Figures {
@@ -183,7 +182,7 @@ async function main(argv: string[]): Promise<number> {
           reused = await SystemdManager.connect(opts);
         }
         const mgr = reused;
-        const path = await t.call("reused", () => mgr.getUnit(unit));
+        const path = await t.call("reused", async () => String((await mgr.managerCall("GetUnit", "s", [unit]))[0]));
         if (path !== undefined) {
           await t.call("reused", () => mgr.getProperty(path, SERVICE_IFACE, "MainPID"));
           if (i % 20 === 1) {

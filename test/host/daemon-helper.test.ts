@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bindDatagram, type DatagramReceiver } from "../../ffi/unix.ts";
 import { runRestoreHelper } from "../../src/daemon/restore-helper.ts";
-import { startServer, type DaemonServer, type Handlers } from "../../src/daemon/socket-server.ts";
+import { startServer, type DaemonServer } from "../../src/daemon/socket-server.ts";
+import type { Handlers } from "../../src/daemon/server-requests.ts";
 import { NvwaError } from "../../src/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nvwa-helper-"));

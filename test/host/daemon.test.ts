@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "../../src/daemon/client.ts";
 import { ProtocolError, type ProgressEvent } from "../../src/daemon/protocol.ts";
-import { startServer, type DaemonServer, type Handlers, type RequestContext } from "../../src/daemon/socket-server.ts";
+import { startServer, type DaemonServer } from "../../src/daemon/socket-server.ts";
+import type { Handlers, RequestContext } from "../../src/daemon/server-requests.ts";
 import { ExitCode, NvwaError } from "../../src/errors.ts";
 
 let root: string;

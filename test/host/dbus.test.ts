@@ -6,13 +6,14 @@ import { orderlyJump } from "../../src/update/jump.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connectSystemd, DBusConnection, DBusRemoteError, type ServedReply } from "../../src/systemd/dbus-conn.ts";
+import { DBusConnection } from "../../src/systemd/dbus-conn.ts";
 import { MessageType, Variant, type DBusValue, type Message } from "../../src/systemd/dbus-wire.ts";
-import { SystemdManager } from "../../src/systemd/manager.ts";
+import { connectSystemd, SystemdManager } from "../../src/systemd/manager.ts";
 import { probeServicesOverDbus } from "../../src/update/facts.ts";
-import { unitObjectPath } from "../../src/systemd/units.ts";
+import { MANAGER_IFACE, MANAGER_PATH, unitObjectPath } from "../../src/systemd/units.ts";
 import { NvwaError } from "../../src/errors.ts";
-import { BUS, standInSystemd, startTestBus, type TestBus } from "./helpers/dbus-bus.ts";
+import { BUS, getUnit, standInSystemd, startTestBus, stopUnitAndWait, type TestBus } from "./helpers/dbus-bus.ts";
+import { DBusRemoteError, serveMethodCalls, type ServedReply } from "./helpers/dbus-service.ts";
 
 let bus: TestBus;
 /** Connections made outside bus.connect(), closed at the end. */
@@ -92,7 +93,7 @@ describe("a real dbus-daemon", () => {
   test("a service on the bus: complex values travel through dbus-daemon's validation both ways", async () => {
     const server = await bus.connect();
     const served: Message[] = [];
-    server.onMethodCall((m): ServedReply => {
+    serveMethodCalls(server, (m): ServedReply => {
       served.push(m);
       if (m.member === "Fail") throw new DBusRemoteError("org.nvwa.Test.Error.Nope", "nope, on purpose");
       return { signature: m.signature, body: m.body };
@@ -159,7 +160,7 @@ describe("a real dbus-daemon", () => {
 
   test("a call that gets no reply times out with dbus.timeout and the connection stays usable", async () => {
     const server = await bus.connect();
-    server.onMethodCall(() => new Promise<ServedReply>(() => {})); // never answers
+    serveMethodCalls(server, () => new Promise<ServedReply>(() => {})); // never answers
     await server.call({ ...BUS, member: "RequestName", signature: "su", body: ["org.nvwa.Silent", 4] });
     const client = await bus.connect();
     expect(await errorCode(client.call({ destination: "org.nvwa.Silent", path: "/", member: "Wait", timeoutMs: 300 }))).toBe("dbus.timeout");
@@ -182,15 +183,15 @@ describe("SystemdManager against a stand-in on the bus", () => {
       expect(fake.calls).toContain("Subscribe()");
       const p = await mgr.serviceProperties("redis.service");
       expect(p).toMatchObject({ unit: "redis.service", objectPath: unitObjectPath("redis.service"), type: "notify", mainPid: 777, activeState: "active", privateTmp: false });
-      expect(await errorCode(mgr.getUnit("nope.service"))).toBe("dbus.org.freedesktop.systemd1.NoSuchUnit");
+      expect(await errorCode(getUnit(mgr, "nope.service"))).toBe("dbus.org.freedesktop.systemd1.NoSuchUnit");
 
       const started = await mgr.startUnitAndWait("redis.service");
       expect(started).toEqual({ job: "/org/freedesktop/systemd1/job/1", unit: "redis.service", result: "done" });
-      const stopped = await mgr.stopUnitAndWait("redis.service", "replace");
+      const stopped = await stopUnitAndWait(mgr, "redis.service", "replace");
       expect(stopped.result).toBe("done");
       await mgr.reload();
       expect(fake.calls).toContain("Reload()");
-      expect((await mgr.watchdogSettings()).kexecUsec).toBe(30_000_000n);
+      expect(await mgr.getProperty(MANAGER_PATH, MANAGER_IFACE, "KExecWatchdogUSec")).toBe(30_000_000n);
 
       const flag = join(bus.dir, "kexec_loaded");
       writeFileSync(flag, "0\n");

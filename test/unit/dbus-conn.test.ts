@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket, UnixSocketListener } from "bun";
-import { authRequest, DBusConnection, MessageFramer } from "../../src/systemd/dbus-conn.ts";
+import { authRequest } from "../../src/systemd/dbus-auth.ts";
+import { DBusConnection } from "../../src/systemd/dbus-conn.ts";
+import { MessageFramer } from "../../src/systemd/dbus-framer.ts";
 import { decodeMessage, encodeMessage, messageLength, MessageType, type Message } from "../../src/systemd/dbus-wire.ts";
 import { NvwaError } from "../../src/errors.ts";
 

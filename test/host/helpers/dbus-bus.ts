@@ -12,9 +12,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { DBusConnection, DBusRemoteError, type ServedReply } from "../../../src/systemd/dbus-conn.ts";
+import { DBusConnection } from "../../../src/systemd/dbus-conn.ts";
 import { MessageType, Variant, type DBusValue } from "../../../src/systemd/dbus-wire.ts";
+import type { JobMode, JobOutcome, SystemdManager } from "../../../src/systemd/manager.ts";
 import { MANAGER_IFACE, MANAGER_PATH, unitObjectPath } from "../../../src/systemd/units.ts";
+import { DBusRemoteError, serveMethodCalls, type ServedReply } from "./dbus-service.ts";
 
 export const BUS = { destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus" };
 
@@ -137,7 +139,7 @@ export async function standInSystemd(bus: TestBus, opts: StandInOptions): Promis
       conn.send({ type: MessageType.signal, flags: 0, path: MANAGER_PATH, interface: MANAGER_IFACE, member: "JobRemoved", signature: "uoss", body: [id, job, unit, result] });
     }
   };
-  conn.onMethodCall((m): ServedReply | Promise<ServedReply> => {
+  serveMethodCalls(conn, (m): ServedReply | Promise<ServedReply> => {
     calls.push(`${m.member}(${m.body.map((b) => String(b)).join(",")})`);
     // A call PID 1 leaves unanswered: the reply never comes.
     if (m.member === "LoadUnit" && unanswered > 0) {
@@ -187,4 +189,13 @@ export async function standInSystemd(bus: TestBus, opts: StandInOptions): Promis
   });
   await conn.call({ ...BUS, member: "RequestName", signature: "su", body: ["org.freedesktop.systemd1", 4] });
   return { calls, startedAt, release: () => conn.call({ ...BUS, member: "ReleaseName", signature: "s", body: ["org.freedesktop.systemd1"] }) };
+}
+
+/** Manager calls nvwa does not make, for tests against the stand-in. */
+export async function getUnit(mgr: SystemdManager, name: string): Promise<string> {
+  return String((await mgr.managerCall("GetUnit", "s", [name]))[0]);
+}
+
+export async function stopUnitAndWait(mgr: SystemdManager, name: string, mode: JobMode = "replace"): Promise<JobOutcome> {
+  return mgr.waitForJob(String((await mgr.managerCall("StopUnit", "ss", [name, mode]))[0]));
 }
