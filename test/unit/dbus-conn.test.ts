@@ -3,6 +3,7 @@
  * sd-bus does as PID 1's private-socket server (the stand-in behind issue 12's lost LoadUnit),
  * and scripted ones that send bytes in awkward chunkings. Plus MessageFramer split everywhere.
  */
+import { concat } from "../../ffi/bytes.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,15 +42,6 @@ async function connect(path: string): Promise<DBusConnection> {
   return conn;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** Polls `cond` until it holds or `ms` passed; returns whether it held. */
 async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
