@@ -20,8 +20,11 @@ export async function runPreflight(config: NvwaConfig, opts: ProbeOptions = {}):
   return { ok: !checks.some((c) => c.status === "fail"), checks, facts };
 }
 
-/** For `nvwa update`: runs the checks and throws preflight.failed (exit 3) on any fail. */
-export async function requirePreflight(config: NvwaConfig, opts: ProbeOptions = {}): Promise<Check[]> {
-  const { checks } = await runPreflight(config, opts);
-  return assertPreflight(checks, opts.version ?? undefined);
+/**
+ * For `nvwa update`: runs the checks and throws preflight.failed (exit 3) on any fail. The facts
+ * come back too: the update plans from them rather than asking the machine a second time.
+ */
+export async function requirePreflight(config: NvwaConfig, opts: ProbeOptions = {}): Promise<{ checks: Check[]; facts: Facts }> {
+  const { checks, facts } = await runPreflight(config, opts);
+  return { checks: assertPreflight(checks, opts.version ?? undefined), facts };
 }

@@ -37,12 +37,21 @@ function runningRelease(): string {
   return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
 }
 
-/** Everything the update needs from systemd, gathered once before anything changes. */
-async function serviceFacts(mgr: SystemdManager | null, units: string[]): Promise<Map<string, ServiceProperties>> {
+/**
+ * Everything the update needs from systemd about the services, gathered before anything changes:
+ * what preflight read moments ago, asked again only for a unit preflight could not read.
+ */
+async function serviceFacts(mgr: SystemdManager | null, units: string[], read: readonly ServiceProperties[] = []): Promise<Map<string, ServiceProperties>> {
   const out = new Map<string, ServiceProperties>();
-  if (units.length === 0) return out;
-  if (mgr === null) throw new NvwaError("systemd.unreachable", "services are configured but systemd cannot be reached over D-Bus", { hint: "nvwa needs systemd as PID 1 for services" });
-  for (const u of units) out.set(u, await mgr.serviceProperties(u));
+  for (const u of units) {
+    const known = read.find((p) => p.unit === u);
+    if (known !== undefined) {
+      out.set(u, known);
+      continue;
+    }
+    if (mgr === null) throw new NvwaError("systemd.unreachable", "services are configured but systemd cannot be reached over D-Bus", { hint: "nvwa needs systemd as PID 1 for services" });
+    out.set(u, await mgr.serviceProperties(u));
+  }
   return out;
 }
 
@@ -68,11 +77,11 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     }
     const emitEarly = fanOut(null, emitToClient);
     emitEarly({ kind: "phase", phase: "preflight", message: "preflight checks…" });
-    await requirePreflight(config, { version: params.version });
+    const { facts } = await requirePreflight(config, { version: params.version });
 
     const units = config.restore.services;
     mgr = units.length > 0 || params.fast !== true ? await SystemdManager.connect() : null;
-    const services = await serviceFacts(mgr, units);
+    const services = await serviceFacts(mgr, units, facts.services);
     // requirePreflight ran `criu check` and refuses on failure; only the capabilities are new here.
     const caps = await probeCriu(criuExe, { skipCheck: true });
     const servicePids = Object.fromEntries([...services].map(([u, p]) => [u, serviceRootPid(p)]));
