@@ -4,8 +4,8 @@
  * src/daemon (they must survive the jump); this is only the console side.
  *
  * consola is loaded on the first call, not at import: evaluating it (node:tty, node:util,
- * process.stderr, Intl.Segmenter, its default instance) costs ~60 ms of CPU per start, more
- * than Bun's own start-up, and `nvwa status` or a usage error never log anything. The level is
+ * process.stderr, Intl.Segmenter, its default instance) costs more CPU than Bun's own start-up
+ * (BENCHMARKS.md, CLI cold start), and `nvwa status` or a usage error never log anything. The level is
  * read then too, so `-v` (which sets NVWA_LOG_LEVEL=debug) works wherever it is parsed.
  */
 import type { ConsolaInstance } from "consola";

@@ -1,7 +1,7 @@
 /**
  * Commands are described with citty's types (CommandDef/ArgsDef), but citty's runtime is kept
- * off the start-up path: importing it loads consola, which costs ~35 ms per invocation here,
- * about as much as Bun's own start. defineCommand is an identity function, as in citty.
+ * off the start-up path: importing it loads consola, which costs about as much as Bun's own
+ * start (BENCHMARKS.md, CLI cold start). defineCommand is an identity function, as in citty.
  */
 import type { ArgsDef, CommandDef } from "citty";
 

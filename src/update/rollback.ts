@@ -47,8 +47,9 @@ export interface EngineOptions {
 /**
  * criu's dump-time nftables table stays after a --leave-stopped dump until a criu restore removes
  * it; a tree resumed with SIGCONT never gets one, so every rehearsal and rolled-back update left a
- * table behind, and each slows every later nftables-locked dump on the machine (measured: a
- * 64 MiB dump frozen 1.4 s instead of 0.06 s with 80 of them). Best effort: the tree runs either way.
+ * table behind, and each slows every later nftables-locked dump on the machine (BENCHMARKS.md
+ * measures it: with 80 leftovers a small dump stays frozen many times longer). Best effort: the
+ * tree runs either way.
  */
 function dropCriuLockTable(t: Target): void {
   try {
