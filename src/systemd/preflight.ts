@@ -123,22 +123,3 @@ export function checkService(p: ServiceProperties): ServiceIssue[] {
   }
   return issues;
 }
-
-/**
- * A hardware watchdog armed across kexec resets the machine if the new kernel does not reach
- * userspace within the period (systemd's KExecWatchdogSec=). 0 (off) and infinity are safe.
- */
-export function checkKexecWatchdog(kexecUsec: bigint | undefined, expectedBootSec = 60): ServiceIssue[] {
-  if (kexecUsec === undefined || kexecUsec === 0n || kexecUsec === 0xffffffffffffffffn) return [];
-  const sec = Number(kexecUsec / 1_000_000n);
-  if (sec >= expectedBootSec) return [];
-  return [
-    {
-      unit: "system.conf",
-      code: "systemd.kexec-watchdog",
-      severity: "warning",
-      message: `the hardware watchdog stays armed across kexec with a ${sec} s period (KExecWatchdogSec=)`,
-      hint: `a boot slower than ${sec} s resets the machine mid-jump; raise KExecWatchdogSec= in /etc/systemd/system.conf or set it to off`,
-    },
-  ];
-}

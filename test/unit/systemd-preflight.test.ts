@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { checkKexecWatchdog, checkService } from "../../src/systemd/preflight.ts";
+import { checkService } from "../../src/systemd/preflight.ts";
 import type { ServiceProperties } from "../../src/systemd/units.ts";
 
 function svc(over: Partial<ServiceProperties> = {}): ServiceProperties {
@@ -76,17 +76,5 @@ describe("checkService", () => {
       "error:service.private-tmp",
       "warning:service.not-enabled",
     ]);
-  });
-});
-
-describe("checkKexecWatchdog", () => {
-  test("off, infinity, unknown and long periods are fine; a short one warns", () => {
-    expect(checkKexecWatchdog(undefined)).toEqual([]);
-    expect(checkKexecWatchdog(0n)).toEqual([]);
-    expect(checkKexecWatchdog(0xffffffffffffffffn)).toEqual([]);
-    expect(checkKexecWatchdog(600_000_000n)).toEqual([]);
-    const w = checkKexecWatchdog(30_000_000n);
-    expect(w.map((i) => i.code)).toEqual(["systemd.kexec-watchdog"]);
-    expect(w[0]?.message).toContain("30 s");
   });
 });
