@@ -10,6 +10,7 @@ import { runPreflight } from "../update/preflight-run.ts";
 import type { ProbeOptions } from "../update/facts.ts";
 import { fail, ok, warn, type Check } from "../update/preflight-types.ts";
 import { argsOf } from "./arg-defs.ts";
+import { renderEngineNotes } from "./notes.ts";
 
 const LABEL: Record<Check["status"], string> = { ok: "ok", warn: "WARN", fail: "FAIL" };
 
@@ -57,6 +58,7 @@ export async function rehearseChecks(config: NvwaConfig): Promise<Check[]> {
   let mgr: InstanceType<typeof SystemdManager> | undefined;
   try {
     const report = await rehearse(config, {
+      onEvent: renderEngineNotes,
       resolveService: async (unit) => {
         mgr ??= await SystemdManager.connect();
         return (await mgr.serviceProperties(unit)).mainPid;

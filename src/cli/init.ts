@@ -20,6 +20,7 @@ import { LOCK_TABLE } from "../net/nft.ts";
 import { removeTcpLock } from "../net/tcp-lock.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import { argsOf } from "./arg-defs.ts";
+import { renderNote } from "./notes.ts";
 
 const PENDING = ["committed", "jumping", "restoring"];
 
@@ -59,7 +60,7 @@ export const command = defineCommand({
         exitCode: ExitCode.failed,
       });
     }
-    const lock = existsSync(criuDir) ? acquireLock(lockPath(criuDir), "init") : null;
+    const lock = existsSync(criuDir) ? acquireLock(lockPath(criuDir), "init", { onNote: renderNote }) : null;
     try {
       if (existsSync(criuDir)) {
         for (const name of readdirSync(criuDir)) {
@@ -84,7 +85,7 @@ export const command = defineCommand({
       }
       if (isKexecLoaded()) {
         const native = probeKexecFileLoad().kind === "available";
-        unloadKernel(loader === "kexec_file_load" || (loader === undefined && native) ? "kexec_file_load" : "kexec_exe -c", kexecExe);
+        unloadKernel(loader === "kexec_file_load" || (loader === undefined && native) ? "kexec_file_load" : "kexec_exe -c", kexecExe, renderNote);
         removed.push("the kernel loaded for kexec");
       }
       // Left behind only if the daemon died in the middle of a boot-side restore.

@@ -7,7 +7,6 @@
 import { readFileSync, statSync, type Stats } from "node:fs";
 import { join, resolve } from "node:path";
 import { ExitCode, NvwaError } from "../errors.ts";
-import { log } from "../log.ts";
 import { checkConfigText, checkRestoreParsed, serverFromParsed, throwIfAny, type ConfigProblem, type Parsed } from "./parse.ts";
 import { RESTORE_KEYS, SERVER_KEYS, type KeySchemas } from "./schema.ts";
 import { DEFAULT_CONFIG_DIR, RESTORE_FILE, SERVER_FILE, type NvwaConfig } from "./types.ts";
@@ -52,10 +51,9 @@ function readConfigFile(path: string, euid: number): string | null | ConfigProbl
     stats = statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") {
-      log.debug(`${path} not found: using defaults`);
-      return null;
-    }
+    // Not said: a missing file is the documented way to take the defaults, not an event; the
+    // config is loaded by every command, which has no one to tell this to.
+    if (code === "ENOENT") return null;
     return { error: new NvwaError("config.unreadable", `cannot read ${path}: ${code ?? String(e)}`, { hint: "check the file's permissions", exitCode: ExitCode.usage }) };
   }
   if (!stats.isFile()) {

@@ -2,6 +2,7 @@
  * Progress of the checkpoint engine, streamed through an `onEvent` callback so the daemon can
  * forward it to the client as it happens (and tests can see the order of things).
  */
+import type { Note } from "../note.ts";
 import type { DumpStats, ErrorRecord, RestoreStats } from "../state/manifest.ts";
 
 export type EngineEvent =
@@ -17,7 +18,8 @@ export type EngineEvent =
   | { type: "target-restored"; name: string; pid: number; ms: number; stats?: RestoreStats }
   | { type: "target-restore-failed"; name: string; error: ErrorRecord }
   | { type: "target-skipped"; name: string; error: ErrorRecord }
-  | { type: "ns-last-pid"; before: number; after: number };
+  | { type: "ns-last-pid"; before: number; after: number }
+  | Note;
 
 /**
  * How a frozen tree was given back on rollback: "sigcont" (it just continues) or "restore"

@@ -6,6 +6,7 @@
 import { closeSync, fsyncSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { NvwaError } from "../errors.ts";
+import type { OnNote } from "../note.ts";
 import { fsyncDir } from "../state/atomic.ts";
 import { ensurePrivateDir } from "../state/private-dir.ts";
 
@@ -21,8 +22,8 @@ function entries(dir: string): string[] {
 }
 
 /** Creates the directory 0700 (or checks it) and empties it: stale images must not mix in. */
-export function prepareImagesDir(dir: string): void {
-  ensurePrivateDir(dir);
+export function prepareImagesDir(dir: string, onNote?: OnNote): void {
+  ensurePrivateDir(dir, onNote);
   for (const name of entries(dir)) rmSync(join(dir, name), { recursive: true, force: true });
 }
 

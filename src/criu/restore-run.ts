@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NvwaError } from "../errors.ts";
+import type { OnNote } from "../note.ts";
 import type { ManifestOptions, RestoreStats, Target } from "../state/manifest.ts";
 import { criuEnv, RESTORE_LOG, restoreArgv, type ManageCgroups } from "./argv.ts";
 import { parseRestoreStats } from "./log.ts";
@@ -22,6 +23,8 @@ export interface RunRestoreOptions {
   inheritFds?: readonly { fd: number; resource: string }[];
   extraArgs?: readonly string[];
   timeoutMs?: number;
+  /** Told criu's command line (a debug note). */
+  onNote?: OnNote;
 }
 
 export interface RestoreRun {
@@ -64,6 +67,7 @@ export async function runRestore(t: Target, o: RunRestoreOptions): Promise<Resto
     logPath: join(t.imagesDir, RESTORE_LOG),
     outDir: t.imagesDir,
     timeoutMs: o.timeoutMs ?? 10 * 60_000,
+    ...(o.onNote === undefined ? {} : { onNote: o.onNote }),
   });
   let rootPid = t.rootPid;
   if (o.pidfile !== undefined) {

@@ -10,7 +10,7 @@
 import { accessSync, constants, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { NvwaError } from "../errors.ts";
-import { log } from "../log.ts";
+import { note, type OnNote } from "../note.ts";
 import { formatArgv } from "./argv.ts";
 import { hintForLog, meaningfulLines, rootCause } from "./log.ts";
 
@@ -28,6 +28,8 @@ export interface CriuRunSpec {
   outDir?: string;
   /** Kill criu after this long (it would otherwise hold the tree seized for ever). */
   timeoutMs?: number;
+  /** Told the command line (a debug note); probes pass none. */
+  onNote?: OnNote;
 }
 
 export interface CriuRun {
@@ -59,7 +61,7 @@ export async function runCriu(spec: CriuRunSpec): Promise<CriuRun> {
   assertExecutable(spec.exe);
   const started = performance.now();
   const outPath = spec.outDir === undefined ? null : join(spec.outDir, `criu-${spec.action}.out`);
-  log.debug(`running ${formatArgv(spec.exe, spec.argv)}`);
+  spec.onNote?.(note("debug", `running ${formatArgv(spec.exe, spec.argv)}`));
   let proc: ReturnType<typeof Bun.spawn>;
   try {
     proc = Bun.spawn([spec.exe, ...spec.argv], {

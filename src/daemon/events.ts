@@ -5,7 +5,7 @@
 import type { EngineEvent } from "../criu/events.ts";
 import type { TransactionEvent } from "../update/transaction.ts";
 import type { ProgressEvent } from "./protocol.ts";
-import type { UpdateLog } from "./update-log.ts";
+import type { LineSink } from "./update-log.ts";
 
 export function fromTransaction(e: TransactionEvent): ProgressEvent {
   switch (e.type) {
@@ -52,11 +52,13 @@ export function fromEngine(e: EngineEvent): ProgressEvent {
       return { kind: "target", target: e.name, level: "error", message: `${e.name}: skipped: ${e.error.message}` };
     case "ns-last-pid":
       return { kind: "log", level: "debug", message: `ns_last_pid ${e.before} → ${e.after}` };
+    case "note":
+      return { kind: "log", level: e.level, message: e.message };
   }
 }
 
-/** Sends an event to the client (if any) and to the update log (always). */
-export function fanOut(log: UpdateLog | null, emit: ((e: ProgressEvent) => void) | null): (e: ProgressEvent) => void {
+/** Sends an event to the client (if any) and to the update log (always; before it exists, journalOnly). */
+export function fanOut(log: LineSink | null, emit: ((e: ProgressEvent) => void) | null): (e: ProgressEvent) => void {
   return (e) => {
     log?.write(e.level ?? "info", e.message, { ...(e.phase ? { phase: e.phase } : {}), ...(e.target ? { target: e.target } : {}), ...(e.ms === undefined ? {} : { ms: e.ms }) });
     // Phase boundaries are fsynced: the log must tell what happened up to a crash or the jump.

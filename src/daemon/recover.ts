@@ -112,7 +112,7 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
       const names = m.targets.filter((t) => t.phase !== "planned").map((t) => t.name);
       deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} stopped in phase ${found} on this boot (the daemon died or was killed); resuming its processes` });
       await rollbackCheckpoint(m, { criuExe, onEvent: (e) => deps.emit(fromEngine(e)) });
-      if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
+      if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe, (n) => deps.emit(fromEngine(n)));
       await cleanupDropins(config, units, deps);
       recordRecovery(criuDir, found, "rolled-back", `the nvwa daemon stopped during ${found} (it crashed or was killed); its next start rolled the update back: ${names.length > 0 ? `${names.join(", ")} resumed` : "nothing had been frozen"}${d.unloadKernel ? ", the loaded kernel unloaded" : ""}`);
       return { action: "rolled-back", manifest: readManifest(criuDir) };
@@ -152,7 +152,7 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
         recordRecovery(criuDir, found, "restored", why);
       }
       await restoreOnThisBoot(config, { ...deps, startAlso: adoptedServices });
-      if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe);
+      if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe, (n) => deps.emit(fromEngine(n)));
       return { action: "restored", manifest: readManifest(criuDir) };
     }
   }

@@ -45,7 +45,27 @@ export function formatLine(at: Date, level: LogLevel, message: string, fields?: 
   return `${at.toISOString()} ${level.toUpperCase().padEnd(5)} ${message.replace(/\n/g, " | ")}${formatFields(fields)}\n`;
 }
 
-export class UpdateLog {
+/** Where progress lines go: an update's log (UpdateLog), or the journal alone (journalOnly). */
+export interface LineSink {
+  write(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+  sync(): void;
+}
+
+function mirrorLine(mirror: ConsolaInstance, level: LogLevel, message: string, fields?: Record<string, unknown>): void {
+  const text = `${message}${formatFields(fields)}`;
+  if (level === "error") mirror.error(text);
+  else if (level === "warn") mirror.warn(text);
+  else if (level === "debug") mirror.debug(text);
+  else mirror.info(text);
+}
+
+/** The console (the journal under systemd) alone: what an update says before its log file exists. */
+export const journalOnly: LineSink = {
+  write: (level, message, fields) => mirrorLine(defaultLog, level, message, fields),
+  sync: () => {},
+};
+
+export class UpdateLog implements LineSink {
   private fd: number | undefined;
   private readonly started = performance.now();
   private phaseName: string | undefined;
@@ -93,13 +113,7 @@ export class UpdateLog {
         this.mirror?.warn(`cannot append to ${this.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
       }
     }
-    if (this.mirror) {
-      const text = `${message}${formatFields(fields)}`;
-      if (level === "error") this.mirror.error(text);
-      else if (level === "warn") this.mirror.warn(text);
-      else if (level === "debug") this.mirror.debug(text);
-      else this.mirror.info(text);
-    }
+    if (this.mirror) mirrorLine(this.mirror, level, message, fields);
   }
 
   debug(message: string, fields?: Record<string, unknown>): void {

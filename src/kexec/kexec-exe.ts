@@ -5,7 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { NvwaError } from "../errors.ts";
-import { log } from "../log.ts";
+import { ignoreNotes, note, type OnNote } from "../note.ts";
 
 export interface KexecExeLoad {
   exe: string;
@@ -42,7 +42,7 @@ export interface ExeResult {
 }
 
 /** Runs kexec_exe; throws an NvwaError quoting its last stderr lines on failure. */
-export function runKexecExe(argv: string[], what: string): ExeResult {
+export function runKexecExe(argv: string[], what: string, onNote: OnNote = ignoreNotes): ExeResult {
   const [exe] = argv;
   if (exe === undefined || !exeExists(exe)) {
     throw new NvwaError("kexec.exe-missing", `cannot ${what}: ${exe ?? "(none)"} does not exist or is not executable`, {
@@ -50,7 +50,7 @@ export function runKexecExe(argv: string[], what: string): ExeResult {
       details: { argv },
     });
   }
-  log.debug(`running ${argv.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ")}`);
+  onNote(note("debug", `running ${argv.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ")}`));
   const p = Bun.spawnSync({ cmd: argv, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const res: ExeResult = {
     exitCode: p.exitCode ?? -1,

@@ -9,7 +9,7 @@ import { kexecFileLoad, kexecFileUnload, probeKexecFileLoad, type KexecFileLoadS
 import { SyscallError } from "../../ffi/libc.ts";
 import { closeFd, memfdFromBytes, memfdPath } from "../../ffi/memfd.ts";
 import { NvwaError } from "../errors.ts";
-import { log } from "../log.ts";
+import { ignoreNotes, note, type OnNote } from "../note.ts";
 import { composeCmdline, type CmdlineChanges } from "./cmdline.ts";
 import { explainKexecFileLoad } from "./explain.ts";
 import { unwrapKernel } from "./format.ts";
@@ -30,6 +30,8 @@ export interface LoadKernelOptions extends LocateOptions {
   arch?: Arch;
   /** Probed when absent. */
   fileLoad?: KexecFileLoadSupport;
+  /** What is loaded, with which loader and why; the command line used. */
+  onNote?: OnNote;
 }
 
 export interface KernelLoadPlan {
@@ -164,7 +166,7 @@ function loadNative(p: KernelLoadPlan, image: Uint8Array): void {
   }
 }
 
-function loadWithExe(p: KernelLoadPlan, image: Uint8Array): void {
+function loadWithExe(p: KernelLoadPlan, image: Uint8Array, onNote: OnNote): void {
   const memfd = p.unwrapped.length > 0 ? memfdFromBytes(`nvwa-kernel-${p.version}`, image) : null;
   try {
     const argv = kexecExeLoadArgv({
@@ -174,7 +176,7 @@ function loadWithExe(p: KernelLoadPlan, image: Uint8Array): void {
       initrdPath: p.initrdPath,
       cmdline: p.cmdline,
     });
-    runKexecExe(argv, `load ${p.kernelPath}`);
+    runKexecExe(argv, `load ${p.kernelPath}`, onNote);
   } finally {
     if (memfd !== null) closeFd(memfd);
   }
@@ -183,22 +185,23 @@ function loadWithExe(p: KernelLoadPlan, image: Uint8Array): void {
 /** Carries out a plan made by planKernelLoad (or made here when given options). */
 export function loadKernel(opts: LoadKernelOptions): LoadedKernel {
   const { plan, image } = prepare(opts);
-  if (readKexecLoaded() === true) log.warn("a kernel is already loaded for kexec; it will be replaced");
-  log.info(`loading ${plan.kernelPath} (${plan.format}) with ${plan.loader}: ${plan.loaderReason}`);
+  const onNote = opts.onNote ?? ignoreNotes;
+  if (readKexecLoaded() === true) onNote(note("warn", "a kernel is already loaded for kexec; it will be replaced"));
+  onNote(note("info", `loading ${plan.kernelPath} (${plan.format}) with ${plan.loader}: ${plan.loaderReason}`));
   if (plan.loader === "kexec_file_load") loadNative(plan, image);
-  else loadWithExe(plan, image);
+  else loadWithExe(plan, image, onNote);
   if (readKexecLoaded() !== true) {
     throw new NvwaError("kexec.not-loaded", `${plan.loader} reported success but ${KEXEC_LOADED_PATH} does not read 1`, {
       hint: "another tool may have unloaded it at the same time (kdump, a kexec-load service); check `dmesg`",
       details: { loader: plan.loader, kernelPath: plan.kernelPath },
     });
   }
-  log.info(`kernel ${plan.version} loaded with ${plan.loader}; command line: ${plan.cmdline}`);
+  onNote(note("info", `kernel ${plan.version} loaded with ${plan.loader}; command line: ${plan.cmdline}`));
   return { loader: plan.loader, kernelPath: plan.kernelPath, initrdPath: plan.initrdPath, format: plan.format, cmdline: plan.cmdline };
 }
 
 /** Unloads the kernel loaded for kexec (rollback). `kexecExe` is needed for the kexec_exe loaders. */
-export function unloadKernel(loader: Loader, kexecExe?: string): void {
+export function unloadKernel(loader: Loader, kexecExe?: string, onNote: OnNote = ignoreNotes): void {
   if (loader === "kexec_file_load") {
     try {
       kexecFileUnload();
@@ -216,12 +219,12 @@ export function unloadKernel(loader: Loader, kexecExe?: string): void {
     if (kexecExe === undefined) {
       throw new NvwaError("internal.unload-without-exe", `unloadKernel(${loader}) needs the kexec_exe path`, { hint: "this is a bug in nvwa" });
     }
-    runKexecExe(kexecExeUnloadArgv(kexecExe), "unload the kernel loaded for kexec");
+    runKexecExe(kexecExeUnloadArgv(kexecExe), "unload the kernel loaded for kexec", onNote);
   }
   if (readKexecLoaded() === true) {
     throw new NvwaError("kexec.still-loaded", `${KEXEC_LOADED_PATH} still reads 1 after unloading`, {
       hint: "a reboot now would start the new kernel: run `kexec -u` by hand and check again",
     });
   }
-  log.info("kexec kernel unloaded");
+  onNote(note("info", "kexec kernel unloaded"));
 }

@@ -5,7 +5,6 @@
  */
 import { ERRNO } from "../../ffi/errno.ts";
 import { isNvwaError } from "../errors.ts";
-import { log } from "../log.ts";
 import type { NetAction, NetChange, NetItemKind } from "./plan.ts";
 import { dumpLinks } from "./read-state.ts";
 import {
@@ -121,13 +120,8 @@ export function applyNetRestore(actions: NetAction[], rtnl?: Rtnl): NetRestoreRe
         }
       }
     }
-    const report = summarize(items, performance.now() - started);
-    for (const i of report.items) {
-      const notes = i.notes.length === 0 ? "" : ` (${i.notes.join("; ")})`;
-      if (i.status === "failed") log.warn(`network: ${i.item}: failed: ${i.reason ?? "unknown"}${notes}`);
-      else log.debug(`network: ${i.item}: ${i.status}${notes}`);
-    }
-    return report;
+    // Each item is told by the caller (restore.ts), from the report.
+    return summarize(items, performance.now() - started);
   } finally {
     if (own) client.close();
   }

@@ -15,6 +15,7 @@
 import { existsSync } from "node:fs";
 import type { NvwaConfig } from "../config/types.ts";
 import { fromEngine } from "../daemon/events.ts";
+import type { Note } from "../note.ts";
 import type { ProgressEvent } from "../daemon/protocol.ts";
 import { NvwaError, toNvwaError } from "../errors.ts";
 import { faultPoint } from "../fault-point.ts";
@@ -79,7 +80,8 @@ function phaseEvent(e: PhaseEvent): ProgressEvent {
 
 export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDeps): Promise<Manifest> {
   const { criuDir, criuExe } = config.server;
-  const lock: HeldLock | null = deps.lockHeld ? null : acquireLock(lockPath(criuDir), "restore");
+  const onNote = (n: Note): void => deps.emit(fromEngine(n));
+  const lock: HeldLock | null = deps.lockHeld ? null : acquireLock(lockPath(criuDir), "restore", { onNote });
   restoreWindow.open = true;
   try {
     const first = readManifest(criuDir);
@@ -93,7 +95,7 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDep
           run: () => {
             const netFile = netSnapshotPath(criuDir);
             if (!first.options.restoreNet || !existsSync(netFile)) return;
-            const out = restoreNetwork(netFile);
+            const out = restoreNetwork(netFile, onNote);
             deps.emit({ kind: "log", message: `network restored: ${JSON.stringify(out).slice(0, 400)}` });
           },
         },

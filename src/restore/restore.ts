@@ -16,7 +16,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { NvwaError, toNvwaError } from "../errors.ts";
-import { log } from "../log.ts";
 import type { ManageCgroups } from "../criu/argv.ts";
 import { ignoreEvents, type OnEvent } from "../criu/events.ts";
 import { removeImages } from "../criu/images.ts";
@@ -116,12 +115,11 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
     return { name, kind: t.kind, status: "failed", rootPid: t.rootPid, pids: [], ms: 0, error: gone };
   }
   // Checked on every use: the images are process memory (tightened if loosened, refused if not ours).
-  ensurePrivateDir(t.imagesDir);
+  ensurePrivateDir(t.imagesDir, emit);
   const clash = pidClash(t, findHolders(t.pids));
   if (clash !== null) {
     updateManifest(criuDir, (x) => withTarget(x, name, (y) => ({ ...y, phase: "skipped", error: errorRecord(clash) })));
     emit({ type: "target-skipped", name, error: errorRecord(clash) });
-    log.error(clash.message);
     return { name, kind: t.kind, status: "skipped", rootPid: t.rootPid, pids: [], ms: 0, error: clash };
   }
   updateManifest(criuDir, (x) => withTarget(x, name, (y) => stampTarget({ ...y, phase: "restoring" }, "restore", "start")));
@@ -137,6 +135,7 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
       ...(opts.inheritFds === undefined ? {} : { inheritFds: opts.inheritFds }),
       ...(opts.extraArgs === undefined ? {} : { extraArgs: opts.extraArgs }),
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+      onNote: emit,
     });
     const pids = currentTree(run.rootPid).processes;
     updateManifest(criuDir, (x) =>
@@ -152,7 +151,6 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
     const err = toNvwaError(e, "restore.failed");
     updateManifest(criuDir, (x) => withTarget(x, name, (y) => stampTarget({ ...y, phase: "restore-failed", error: errorRecord(err) }, "restore", "end")));
     emit({ type: "target-restore-failed", name, error: errorRecord(err) });
-    log.error(`cannot restore ${targetTitle(t)}: ${err.message}`);
     return { name, kind: t.kind, status: "failed", rootPid: t.rootPid, pids: [], ms: performance.now() - started, error: err };
   }
 }

@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import { errno, libc } from "../../ffi/libc.ts";
 import { ERRNO, errnoName } from "../../ffi/errno.ts";
 import { NvwaError } from "../errors.ts";
-import { log } from "../log.ts";
+import { ignoreNotes, note, type OnNote } from "../note.ts";
 import { ensurePrivateDir } from "./private-dir.ts";
 
 export const LOCK_FILE = "nvwa.lock";
@@ -121,6 +121,8 @@ function sameFile(fd: number, path: string): boolean {
 
 export interface AcquireOptions {
   updateId?: string;
+  /** Told: a lock taken over from a holder that is gone, criu_dir's mode tightened. */
+  onNote?: OnNote;
 }
 
 /**
@@ -128,7 +130,8 @@ export interface AcquireOptions {
  * `state.locked` naming the holder. The directory is created 0700 when missing.
  */
 export function acquireLock(path: string, purpose: string, opts: AcquireOptions = {}): HeldLock {
-  ensurePrivateDir(dirname(path));
+  const onNote = opts.onNote ?? ignoreNotes;
+  ensurePrivateDir(dirname(path), onNote);
   const bootId = currentBootId();
   for (let attempt = 0; attempt < 5; attempt++) {
     let fd: number;
@@ -167,7 +170,7 @@ export function acquireLock(path: string, purpose: string, opts: AcquireOptions 
       continue;
     }
     const stale = parseLockInfo(readAll(fd));
-    if (stale) log.warn(`taking over the lock ${path} left by ${describeHolder(stale, bootId)}, which is no longer running`);
+    if (stale) onNote(note("warn", `taking over the lock ${path} left by ${describeHolder(stale, bootId)}, which is no longer running`));
     const info: LockInfo = {
       pid: process.pid,
       purpose,

@@ -9,7 +9,7 @@
  */
 import { chmodSync, lstatSync, type Stats } from "node:fs";
 import { NvwaError } from "../errors.ts";
-import { log } from "../log.ts";
+import { ignoreNotes, note, type OnNote } from "../note.ts";
 import { ensureDir } from "./atomic.ts";
 
 function euid(): number {
@@ -29,7 +29,7 @@ function statOrNull(path: string): Stats | null {
   }
 }
 
-function checkOwnedPrivate(path: string, st: Stats, want: number, what: "directory" | "file"): void {
+function checkOwnedPrivate(path: string, st: Stats, want: number, what: "directory" | "file", onNote: OnNote): void {
   if (st.isSymbolicLink()) {
     throw new NvwaError("state.insecure-path", `${path} is a symlink; nvwa keeps process images only in a real ${what}`, {
       hint: `remove the link and let nvwa create ${path}, or point criu_dir at the real location`,
@@ -51,13 +51,17 @@ function checkOwnedPrivate(path: string, st: Stats, want: number, what: "directo
   }
   const mode = st.mode & 0o7777;
   if ((mode & 0o077) !== 0) {
-    log.warn(`${path} had mode ${mode.toString(8)}; tightened to ${want.toString(8)} (process images and command lines are secrets)`);
+    onNote(note("warn", `${path} had mode ${mode.toString(8)}; tightened to ${want.toString(8)} (process images and command lines are secrets)`));
     chmodSync(path, want);
   }
 }
 
-/** Creates `dir` (and missing parents) 0700, or checks an existing one. */
-export function ensurePrivateDir(dir: string): void {
+/**
+ * Creates `dir` (and missing parents) 0700, or checks an existing one. A tightened mode is told
+ * through `onNote` (a warning): callers that can report pass it; the others (the manifest's
+ * writes, an images dir just created under a criu_dir checked already) tighten silently.
+ */
+export function ensurePrivateDir(dir: string, onNote: OnNote = ignoreNotes): void {
   const st = statOrNull(dir);
   if (st === null) {
     try {
@@ -74,12 +78,12 @@ export function ensurePrivateDir(dir: string): void {
     chmodSync(dir, 0o700);
     return;
   }
-  checkOwnedPrivate(dir, st, 0o700, "directory");
+  checkOwnedPrivate(dir, st, 0o700, "directory", onNote);
 }
 
 /** Checks an existing state file (manifest) is a root-owned regular file of mode 0600. */
-export function checkPrivateFile(path: string): void {
+export function checkPrivateFile(path: string, onNote: OnNote = ignoreNotes): void {
   const st = statOrNull(path);
   if (st === null) return;
-  checkOwnedPrivate(path, st, 0o600, "file");
+  checkOwnedPrivate(path, st, 0o600, "file", onNote);
 }

@@ -84,7 +84,7 @@ function kernelRelease(): string {
 export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions = {}): Promise<CheckpointResult> {
   assertPlanOk(plan);
   const emit = opts.onEvent ?? ignoreEvents;
-  ensurePrivateDir(plan.criuDir);
+  ensurePrivateDir(plan.criuDir, emit);
   const bootId = currentBootId();
   let m: Manifest =
     opts.manifest ??
@@ -138,7 +138,7 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
 async function dumpOne(p: PlannedTarget, plan: CheckpointPlan, opts: CheckpointOptions, emit: OnEvent, record: (change: (t: Target) => Target) => void): Promise<DumpedTarget> {
   const label = targetLabel(p);
   if (!sameProcess(p.rootPid, p.rootStartTime)) throw exited(p);
-  prepareImagesDir(p.imagesDir);
+  prepareImagesDir(p.imagesDir, emit);
   record((t) => stampTarget({ ...t, phase: "dumping" }, "dump", "start"));
   emit({ type: "target-dumping", name: p.name, pid: p.rootPid });
   const spec = {
@@ -150,6 +150,7 @@ async function dumpOne(p: PlannedTarget, plan: CheckpointPlan, opts: CheckpointO
     logPath: join(p.imagesDir, DUMP_LOG),
     outDir: p.imagesDir,
     timeoutMs: opts.dumpTimeoutMs ?? 10 * 60_000,
+    onNote: emit,
   };
   const run = await runCriu(spec);
   if (run.exitCode !== 0 || run.timedOut) {

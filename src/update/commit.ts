@@ -7,7 +7,7 @@ import { targetLabel } from "../criu/restore-run.ts";
 import { signalAll, waitPidsFree } from "../criu/signals.ts";
 import { NvwaError } from "../errors.ts";
 import { faultPoint } from "../fault-point.ts";
-import { log } from "../log.ts";
+import { note } from "../note.ts";
 import { fsyncDir } from "../state/atomic.ts";
 import { currentBootId } from "../state/lock.ts";
 import { withPhase, type Manifest } from "../state/manifest.ts";
@@ -56,7 +56,7 @@ export async function commitCheckpoint(manifest: Manifest, o: EngineOptions = {}
     signalAll(pids, "SIGKILL");
     const held = await waitPidsFree(t.pids, o.reapTimeoutMs ?? 10_000);
     stillHeld.push(...held);
-    if (held.length > 0) log.warn(`${targetLabel(t)}: pid ${held[0]?.pid} not reaped yet (${held[0]?.holder}); a restore on this boot would clash`);
+    if (held.length > 0) emit(note("warn", `${targetLabel(t)}: pid ${held[0]?.pid} not reaped yet (${held[0]?.holder}); a restore on this boot would clash`));
     emit({ type: "target-killed", name: t.name, pids: pids.length, ms: Math.round(performance.now() - t0) });
   }
   await faultPoint("after-kill");

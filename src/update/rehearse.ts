@@ -74,7 +74,7 @@ function fromProblem(p: PlanProblem): RehearsalTarget["error"] {
 
 export async function rehearse(config: NvwaConfig, opts: RehearseOptions = {}): Promise<RehearsalReport> {
   const emit = opts.onEvent ?? ignoreEvents;
-  const lock = acquireLock(lockPath(config.server.criuDir), "rehearsal");
+  const lock = acquireLock(lockPath(config.server.criuDir), "rehearsal", { onNote: emit });
   const dir = join(config.server.criuDir, REHEARSAL_DIR);
   try {
     const caps = opts.caps ?? (await probeCriu(config.server.criuExe, { hardwareBreakpoints: opts.hardwareBreakpoints ?? false }));
@@ -82,7 +82,7 @@ export async function rehearse(config: NvwaConfig, opts: RehearseOptions = {}): 
     for (const unit of config.restore.services) {
       servicePids[unit] = opts.resolveService ? await opts.resolveService(unit) : 0;
     }
-    ensurePrivateDir(dir);
+    ensurePrivateDir(dir, emit);
     const rehearsalConfig: NvwaConfig = { ...config, server: { ...config.server, criuDir: dir } };
     const one = (kind: "pid" | "service", name: string): NvwaConfig => ({
       ...rehearsalConfig,

@@ -17,7 +17,7 @@ import { currentTree, readProc, sameProcess } from "../criu/proc.ts";
 import { runRestore, targetLabel } from "../criu/restore-run.ts";
 import { signalAll, waitPidsFree, waitRunning } from "../criu/signals.ts";
 import { NvwaError, toNvwaError } from "../errors.ts";
-import { log } from "../log.ts";
+import { note } from "../note.ts";
 import { removeInetTable } from "../net/tcp-lock.ts";
 import { errorRecord, withPhase, withTarget, type Manifest, type Target } from "../state/manifest.ts";
 import { writeManifest } from "../state/manifest-file.ts";
@@ -51,12 +51,12 @@ export interface EngineOptions {
  * measures it: with 80 leftovers a small dump stays frozen many times longer). Best effort: the
  * tree runs either way.
  */
-function dropCriuLockTable(t: Target): void {
+function dropCriuLockTable(t: Target, emit: OnEvent): void {
   try {
     const runId = dumpRunId(readFileSync(join(t.imagesDir, "inventory.img")));
     removeInetTable(criuLockTable(runId, t.rootPid));
   } catch (e) {
-    log.warn(`${targetLabel(t)}: criu's network-lock table was not removed: ${toNvwaError(e).message}`);
+    emit(note("warn", `${targetLabel(t)}: criu's network-lock table was not removed: ${toNvwaError(e).message}`));
   }
 }
 
@@ -84,14 +84,14 @@ async function resumeOne(m: Manifest, t: Target, o: EngineOptions): Promise<Roll
           hint: `restore it by hand: ${o.criuExe ?? m.criu?.exe ?? "criu"} restore -d -D ${t.imagesDir} --tcp-established`,
         });
       }
-      await runRestore(t, { criuExe: o.criuExe ?? m.criu?.exe ?? "/usr/sbin/criu", options: m.options });
+      await runRestore(t, { criuExe: o.criuExe ?? m.criu?.exe ?? "/usr/sbin/criu", options: m.options, ...(o.onEvent === undefined ? {} : { onNote: o.onEvent }) });
       return { name: t.name, how: "restore", ok: true, ms: performance.now() - started };
     }
     // A failed dump was resumed by criu itself; continue only what it may have left stopped.
     const pids = t.phase === "dumped" ? liveProcesses(t) : liveProcesses(t).filter((pid) => readProc(pid)?.state === "T");
     if (pids.length === 0) return { name: t.name, how: "none", ok: true, ms: performance.now() - started };
     signalAll(pids, "SIGCONT");
-    if (t.phase === "dumped" && m.options.networkLock === "nftables") dropCriuLockTable(t);
+    if (t.phase === "dumped" && m.options.networkLock === "nftables") dropCriuLockTable(t, o.onEvent ?? ignoreEvents);
     const still = await waitRunning(pids, 2_000);
     if (still.length > 0) {
       throw new NvwaError("checkpoint.rollback-failed", `${targetLabel(t)} stays stopped after SIGCONT (pids ${still.join(", ")})`, {
@@ -124,7 +124,6 @@ export async function rollbackCheckpoint(manifest: Manifest, o: EngineOptions = 
       emit({ type: "target-resumed", name: t.name, how: r.how === "restore" ? "restore" : "sigcont", ms: Math.round(r.ms) });
       m = withTarget(m, t.name, (x) => ({ ...x, phase: x.phase === "dump-failed" ? "dump-failed" : "resumed" }));
     } else if (r.error) {
-      log.error(r.error.message);
       emit({ type: "target-resume-failed", name: t.name, error: errorRecord(r.error) });
     }
   }
@@ -134,7 +133,7 @@ export async function rollbackCheckpoint(manifest: Manifest, o: EngineOptions = 
       try {
         removeImages(t.imagesDir);
       } catch (e) {
-        log.warn(`cannot remove the images in ${t.imagesDir}: ${toNvwaError(e).message}`);
+        emit(note("warn", `cannot remove the images in ${t.imagesDir}: ${toNvwaError(e).message}`));
       }
     }
   }
@@ -144,7 +143,7 @@ export async function rollbackCheckpoint(manifest: Manifest, o: EngineOptions = 
     writeManifest(m);
   } catch (e) {
     manifestError = toNvwaError(e);
-    log.warn(`the trees were resumed, but the manifest could not be updated: ${manifestError.message}`);
+    emit(note("warn", `the trees were resumed, but the manifest could not be updated: ${manifestError.message}`));
   }
   return { manifest: m, outcomes: outcomes.reverse(), ...(manifestError === undefined ? {} : { manifestError }) };
 }

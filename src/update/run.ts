@@ -10,9 +10,10 @@ import type { NvwaConfig } from "../config/types.ts";
 import { gatherCheckpointFacts } from "../criu/facts.ts";
 import { assertPlanOk, planCheckpoint, type CheckpointPlan } from "../criu/plan.ts";
 import { probeCriu } from "../criu/probe.ts";
-import { fanOut, fromTransaction } from "../daemon/events.ts";
+import { fanOut, fromEngine, fromTransaction } from "../daemon/events.ts";
 import type { ProgressEvent, UpdateParams } from "../daemon/protocol.ts";
-import { UpdateLog } from "../daemon/update-log.ts";
+import { journalOnly, UpdateLog } from "../daemon/update-log.ts";
+import type { Note } from "../note.ts";
 import { ExitCode, NvwaError } from "../errors.ts";
 import { acquireLock, currentBootId, lockPath } from "../state/lock.ts";
 import { errorRecord, newManifest, type Manifest } from "../state/manifest.ts";
@@ -63,8 +64,11 @@ export interface PerformOptions {
 export async function performUpdate(params: UpdateParams, emitToClient: ((e: ProgressEvent) => void) | null, opts: PerformOptions = {}): Promise<UpdateOutcome> {
   const config: NvwaConfig = loadConfig(opts.configDir);
   const { criuDir, criuExe, logDir } = config.server;
-  ensurePrivateDir(criuDir);
-  const lock = acquireLock(lockPath(criuDir), "update");
+  // Until the update has its log file, its lines go to the client and the journal.
+  const emitEarly = fanOut(journalOnly, emitToClient);
+  const onNote = (n: Note): void => emitEarly(fromEngine(n));
+  ensurePrivateDir(criuDir, onNote);
+  const lock = acquireLock(lockPath(criuDir), "update", { onNote });
   let ulog: UpdateLog | null = null;
   let mgr: SystemdManager | null = null;
   try {
@@ -75,7 +79,6 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
         exitCode: ExitCode.failed,
       });
     }
-    const emitEarly = fanOut(null, emitToClient);
     emitEarly({ kind: "phase", phase: "preflight", message: "preflight checks…" });
     const { facts } = await requirePreflight(config, { version: params.version });
 

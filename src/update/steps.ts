@@ -22,6 +22,7 @@ import type { CheckpointPlan } from "../criu/plan.ts";
 import { fromEngine } from "../daemon/events.ts";
 import type { ProgressEvent, UpdateParams } from "../daemon/protocol.ts";
 import type { UpdateLog } from "../daemon/update-log.ts";
+import type { Note } from "../note.ts";
 import { assertKexecLoaded, loadKernel, unloadKernel, type LoadedKernel } from "../kexec/index.ts";
 import { netSnapshotPath, saveNetwork, writeNetSnapshot } from "../net/index.ts";
 import { restoreOnThisBoot } from "../restore/boot-restore.ts";
@@ -57,6 +58,7 @@ export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
   const { config, params, plan, services, mgr, emit, ulog } = ctx;
   const { criuDir, criuExe, kexecExe, systemdEtc } = config.server;
   const units = config.restore.services;
+  const onNote = (n: Note): void => emit(fromEngine(n));
   const reload = async (): Promise<void> => {
     if (mgr !== null) await mgr.reload();
   };
@@ -70,12 +72,13 @@ export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
           quick: config.restore.enableQuickKexec,
           ...(params.cmdlineAppend ? { append: params.cmdlineAppend } : {}),
           ...(params.cmdlineRemove ? { remove: params.cmdlineRemove } : {}),
+          onNote,
         });
         emit({ kind: "log", message: `kernel ${s.loaded.kernelPath} loaded with ${s.loaded.loader} (${s.loaded.format})` });
         s.manifest = { ...s.manifest, kernel: { ...s.manifest.kernel, loader: s.loaded.loader } };
       },
       undo: async () => {
-        if (s.loaded !== null) unloadKernel(s.loaded.loader, kexecExe);
+        if (s.loaded !== null) unloadKernel(s.loaded.loader, kexecExe, onNote);
       },
     },
     {
@@ -116,7 +119,7 @@ export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
       ? [
           {
             name: "save-network",
-            run: async () => writeNetSnapshot(netSnapshotPath(criuDir), saveNetwork()),
+            run: async () => writeNetSnapshot(netSnapshotPath(criuDir), saveNetwork(onNote)),
             undo: async () => rmSync(netSnapshotPath(criuDir), { force: true }),
           },
         ]

@@ -68,8 +68,12 @@ describe("checkpoint → commit → restore", () => {
     const r = await checkpoint(plan, { onEvent: (e) => events.push(e) });
     expect(r.manifest.phase).toBe("dumped");
     expect(state(w.pid)).toBe("T");
-    expect(events.map((e) => e.type)).toEqual(["target-dumping", "target-dumped"]);
-    const dumped = events[1];
+    // Notes (criu's command line, at debug level) come between the progress events.
+    const notes = events.filter((e) => e.type === "note");
+    expect(notes.map((n) => n.message)).toEqual([expect.stringContaining(`running ${criu} dump`)]);
+    const progress = events.filter((e) => e.type !== "note");
+    expect(progress.map((e) => e.type)).toEqual(["target-dumping", "target-dumped"]);
+    const dumped = progress[1];
     expect(dumped?.type === "target-dumped" && dumped.bytes > 0).toBe(true);
 
     const frozenAt = w.num("count") ?? -1;
@@ -168,7 +172,7 @@ describe("rollback", () => {
     expect(e.message).toContain(`rolled back: ${a.pid} resumed`);
     expect(e.details.target).toBe(String(b.pid));
     expect((e.details.logLines as string[]).length).toBeGreaterThan(0);
-    expect(events.map((x) => `${x.type}${"name" in x ? ` ${x.name}` : ""}`)).toEqual([
+    expect(events.filter((x) => x.type !== "note").map((x) => `${x.type}${"name" in x ? ` ${x.name}` : ""}`)).toEqual([
       `target-dumping ${a.pid}`,
       `target-dumped ${a.pid}`,
       `target-dumping ${b.pid}`,

@@ -1,11 +1,13 @@
 /**
  * The layering ffi/README.md states, read from the source: ffi/ imports nothing from src/ (only
  * its siblings, node: builtins and bun:ffi), ffi/error.ts and ffi/bytes.ts stay free of bun:ffi
- * (src/errors.ts and the pure net codec load them), and only ffi/ imports bun:ffi.
+ * (src/errors.ts and the pure net codec load them), and only ffi/ imports bun:ffi. Also src/'s
+ * one console rule (issue 18): only the daemon and the CLI import src/log.ts; domain modules
+ * report through events, notes (src/note.ts) and return values, so each thing is said once.
  */
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 const root = join(import.meta.dir, "../..");
 const FFI = join(root, "ffi");
@@ -58,5 +60,17 @@ describe("ffi/", () => {
       .filter((f) => specifiers(f).includes("bun:ffi"))
       .map((f) => f.slice(root.length + 1));
     expect(users).toEqual([]);
+  });
+});
+
+describe("src/log.ts", () => {
+  test("is imported only by src/cli/ and src/daemon/: domain modules emit events, never log", () => {
+    const SRC = join(root, "src");
+    const LOG = join(SRC, "log.ts");
+    const renderers = [join(SRC, "cli/"), join(SRC, "daemon/")];
+    const files = tsFiles(SRC);
+    const importers = files.filter((f) => specifiers(f).some((s) => s.startsWith(".") && resolve(dirname(f), s) === LOG)).map((f) => f.slice(root.length + 1));
+    expect(importers).toContain("src/cli/notes.ts"); // the check sees real imports
+    expect(importers.filter((f) => !renderers.some((r) => join(root, f).startsWith(r)))).toEqual([]);
   });
 });
