@@ -5,7 +5,7 @@
  * The decision is recovery-plan.ts's (pure, table-tested); this module gathers its facts and
  * carries it out. Each start that found an update unfinished is recorded in the manifest.
  */
-import { readFileSync } from "node:fs";
+import { release } from "node:os";
 import { resolve } from "node:path";
 import type { NvwaConfig } from "../config/types.ts";
 import { NvwaError, toNvwaError } from "../errors.ts";
@@ -142,7 +142,7 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
       const adoptedServices = m.targets.filter((t) => t.kind === "service" && d.adopt.includes(t.name));
       // Recorded before the restore, which is long and may itself be interrupted: each start
       // that found the update unfinished is listed, the targets' phases say how each ended.
-      const jumped = runningRelease() === m.kernel.to && !d.sameBoot;
+      const jumped = release() === m.kernel.to && !d.sameBoot;
       if (found !== "jumping" || !jumped) {
         const why = d.sameBoot
           ? `the nvwa daemon stopped during ${found} (it crashed or was killed) before the jump; its next start restores the targets on this kernel`
@@ -155,14 +155,6 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
       if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe, (n) => deps.emit(fromEngine(n)));
       return { action: "restored", manifest: readManifest(criuDir) };
     }
-  }
-}
-
-function runningRelease(): string {
-  try {
-    return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
-  } catch {
-    return "unknown";
   }
 }
 

@@ -7,7 +7,7 @@
  * Dumps are serial on purpose: the openEuler pin-memory path requires it, and a failure stops
  * the freeze from spreading to targets not yet touched.
  */
-import { readFileSync } from "node:fs";
+import { release } from "node:os";
 import { join } from "node:path";
 import { DUMP_LOG } from "../criu/argv.ts";
 import { ignoreEvents, type OnEvent } from "../criu/events.ts";
@@ -73,14 +73,6 @@ function toTarget(p: PlannedTarget): Target {
   };
 }
 
-function kernelRelease(): string {
-  try {
-    return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
-  } catch {
-    return "unknown";
-  }
-}
-
 export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions = {}): Promise<CheckpointResult> {
   assertPlanOk(plan);
   const emit = opts.onEvent ?? ignoreEvents;
@@ -90,7 +82,7 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
     opts.manifest ??
     newManifest({
       ...(opts.updateId === undefined ? {} : { updateId: opts.updateId }),
-      kernel: opts.kernel ?? { from: kernelRelease(), to: kernelRelease() },
+      kernel: opts.kernel ?? { from: release(), to: release() },
       criuDir: plan.criuDir,
       options: { ...plan.options, rehearsal: opts.rehearsal ?? false },
       ...(bootId === undefined ? {} : { bootId }),

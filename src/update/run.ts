@@ -4,7 +4,7 @@
  * as one transaction (transaction.ts): a failure before the jump undoes every earlier step,
  * newest first, and the error names the step.
  */
-import { readFileSync } from "node:fs";
+import { release } from "node:os";
 import { loadConfig } from "../config/load.ts";
 import type { NvwaConfig } from "../config/types.ts";
 import { gatherCheckpointFacts } from "../criu/facts.ts";
@@ -32,10 +32,6 @@ export interface UpdateOutcome {
   jump: "orderly" | "fast";
   targets: string[];
   timings: { step: string; ms: number }[];
-}
-
-function runningRelease(): string {
-  return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
 }
 
 /**
@@ -91,7 +87,7 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     const plan: CheckpointPlan = planCheckpoint(config, gatherCheckpointFacts(caps, servicePids));
     assertPlanOk(plan);
 
-    const from = runningRelease();
+    const from = release();
     const bootId = currentBootId();
     const manifest: Manifest = newManifest({
       kernel: { from, to: params.version },
