@@ -3,7 +3,8 @@
  * session, whether it is a kernel thread, and who holds a given pid. Parsing is pure
  * (parseStat, treeOf); reading is not.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readTextOrNull } from "../read-text.ts";
+import { readdirSync } from "node:fs";
 
 /** include/linux/sched.h */
 const PF_KTHREAD = 0x00200000;
@@ -66,14 +67,6 @@ export function parseCmdline(raw: string): string[] {
   return parts;
 }
 
-function read(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return null;
-  }
-}
-
 function numericEntries(dir: string): number[] {
   try {
     return readdirSync(dir)
@@ -87,7 +80,7 @@ function numericEntries(dir: string): number[] {
 
 /** One process (thread-group leader), or null when it does not exist (any more). */
 export function readProc(pid: number): ProcInfo | null {
-  const stat = read(`/proc/${pid}/stat`);
+  const stat = readTextOrNull(`/proc/${pid}/stat`);
   if (stat === null) return null;
   const f = parseStat(stat);
   if (f === null) return null;
@@ -102,7 +95,7 @@ export function readProc(pid: number): ProcInfo | null {
     ttyNr: f.ttyNr,
     startTime: f.startTime,
     kernelThread: (f.flags & PF_KTHREAD) !== 0,
-    cmdline: parseCmdline(read(`/proc/${pid}/cmdline`) ?? ""),
+    cmdline: parseCmdline(readTextOrNull(`/proc/${pid}/cmdline`) ?? ""),
     tids: tids.length > 0 ? tids : [f.pid],
   };
 }
@@ -158,10 +151,10 @@ export function currentTree(root: number): Tree {
  * taken by its process), "zombie <comm>" for an unreaped one, or null when the pid is free.
  */
 export function pidHolder(pid: number): string | null {
-  const status = read(`/proc/${pid}/status`);
+  const status = readTextOrNull(`/proc/${pid}/status`);
   if (status === null) return null;
   const tgid = Number(/^Tgid:\s*(\d+)/m.exec(status)?.[1] ?? pid);
-  const name = /^Name:\s*(.*)$/m.exec(tgid === pid ? status : (read(`/proc/${tgid}/status`) ?? status))?.[1]?.trim() ?? "?";
+  const name = /^Name:\s*(.*)$/m.exec(tgid === pid ? status : (readTextOrNull(`/proc/${tgid}/status`) ?? status))?.[1]?.trim() ?? "?";
   const zombie = /^State:\s*Z/m.test(status);
   return zombie ? `zombie ${name}` : name;
 }

@@ -7,7 +7,8 @@
  * pipe: after `restore --restore-detached` the restored tree must not be left holding a pipe to
  * nvwa, and a file cannot make nvwa wait for a process that outlives criu.
  */
-import { accessSync, constants, readFileSync, rmSync } from "node:fs";
+import { readTextOrNull } from "../read-text.ts";
+import { accessSync, constants, rmSync } from "node:fs";
 import { join } from "node:path";
 import { NvwaError } from "../errors.ts";
 import { note, type OnNote } from "../note.ts";
@@ -93,23 +94,15 @@ export async function runCriu(spec: CriuRunSpec): Promise<CriuRun> {
   const [pipedOut, stderr] = await Promise.all([stdoutP, stderrP]);
   let stdout = pipedOut;
   if (outPath !== null) {
-    stdout = readText(outPath) ?? "";
+    stdout = readTextOrNull(outPath) ?? "";
     rmSync(outPath, { force: true });
   }
   return { exitCode, stdout, stderr, ms: performance.now() - started, timedOut };
 }
 
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return null;
-  }
-}
-
 /** The log's last meaningful lines, or criu's stderr when there is no log to read. */
 export function failureLines(spec: CriuRunSpec, run: CriuRun, max = 5): string[] {
-  const logText = spec.logPath === undefined ? null : readText(spec.logPath);
+  const logText = spec.logPath === undefined ? null : readTextOrNull(spec.logPath);
   const fromLog = logText === null ? [] : meaningfulLines(logText, max);
   if (fromLog.length > 0) return fromLog;
   return meaningfulLines(`${run.stderr}\n${run.stdout}`, max);

@@ -3,6 +3,7 @@
  * under criu_dir, the update lock, systemd's watchdog settings, Secure Boot, SELinux, the kernel
  * config, /proc/iomem, kexec_file_load support. Only reads.
  */
+import { readTextOrNull } from "../read-text.ts";
 import { existsSync, readdirSync, readFileSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -11,14 +12,6 @@ import { parseIomem, type Iomem } from "../mem/iomem.ts";
 import { lockHolder } from "../state/lock.ts";
 import type { CriuDirFacts, LockFacts } from "./facts-types.ts";
 import type { SystemConfFile } from "./preflight-watchdog.ts";
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return null;
-  }
-}
 
 // --- criu_dir ---------------------------------------------------------------------------------
 
@@ -75,7 +68,7 @@ export function parseLockPid(text: string): number | null {
 
 export function probeLock(criuDir: string): LockFacts {
   const path = join(criuDir, "nvwa.lock");
-  const text = readText(path);
+  const text = readTextOrNull(path);
   if (text === null) return { path, exists: existsSync(path), pid: null, alive: null };
   // Whether the lock is held is flock's answer (state/lock.ts), not the pid in the file: after a
   // reboot that pid may well belong to some other live process.
@@ -89,7 +82,7 @@ export function probeLock(criuDir: string): LockFacts {
 
 export function systemConfFiles(etc = "/etc/systemd", others = ["/run/systemd", "/usr/local/lib/systemd", "/usr/lib/systemd", "/lib/systemd"]): SystemConfFile[] {
   const files: SystemConfFile[] = [];
-  const main = readText(join(etc, "system.conf"));
+  const main = readTextOrNull(join(etc, "system.conf"));
   if (main !== null) files.push({ path: join(etc, "system.conf"), text: main });
   // Drop-ins: sorted by file name; for equal names the earlier directory (/etc first) wins.
   const byName = new Map<string, string>();
@@ -104,7 +97,7 @@ export function systemConfFiles(etc = "/etc/systemd", others = ["/run/systemd", 
   }
   for (const n of [...byName.keys()].sort()) {
     const p = byName.get(n) as string;
-    const t = readText(p);
+    const t = readTextOrNull(p);
     if (t !== null) files.push({ path: p, text: t });
   }
   return files;
@@ -132,7 +125,7 @@ export function readSecureBoot(): boolean | null {
 }
 
 export function readSelinux(): "enforcing" | "permissive" | null {
-  const t = readText("/sys/fs/selinux/enforce");
+  const t = readTextOrNull("/sys/fs/selinux/enforce");
   if (t === null) return null;
   return t.trim() === "1" ? "enforcing" : "permissive";
 }
@@ -144,7 +137,7 @@ export function nrCpusFromConfig(text: string): number | null {
 }
 
 export function readKernelConfig(rel: string): string | null {
-  const boot = readText(`/boot/config-${rel}`);
+  const boot = readTextOrNull(`/boot/config-${rel}`);
   if (boot !== null) return boot;
   try {
     return gunzipSync(readFileSync("/proc/config.gz")).toString("utf8");
@@ -154,7 +147,7 @@ export function readKernelConfig(rel: string): string | null {
 }
 
 export function readIomem(): Iomem | null {
-  const t = readText("/proc/iomem");
+  const t = readTextOrNull("/proc/iomem");
   if (t === null) return null;
   try {
     return parseIomem(t);

@@ -3,6 +3,7 @@
  * statfs, one harmless kexec_file_load probe (invalid flags, see ffi/kexec.ts) and, unless
  * told otherwise, `<criu_exe> check`. Nothing is written, loaded or started.
  */
+import { readTextOrNull } from "../read-text.ts";
 import { snapshotProcesses, treeOf } from "../criu/proc.ts";
 import { serviceRootPid } from "../systemd/service-root.ts";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -22,14 +23,6 @@ import { mergeWatchdogSettings } from "./preflight-watchdog.ts";
 import { nrCpusFromConfig, probeCriuDir, probeLock, readIomem, readKernelConfig, readSecureBoot, readSelinux, safeProbeFileLoad, systemConfFiles, watchdogDevices } from "./facts-machine.ts";
 
 export { nrCpusFromConfig, parseLockPid, probeCriuDir, probeLock, systemConfFiles, FS_MAGIC } from "./facts-machine.ts";
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return null;
-  }
-}
 
 // --- kernel -----------------------------------------------------------------------------------
 
@@ -89,7 +82,7 @@ export function probePids(pids: number[]): PidFacts[] {
     const s = procs.get(pid);
     if (s === undefined) return { pid, alive: false, zombie: false, kernelThread: false, comm: null, treePids: [], rssBytes: 0 };
     const tree = treeOf(pid, procs).processes;
-    const rss = tree.reduce((sum, p) => sum + parseVmRss(readText(`/proc/${p}/status`) ?? ""), 0);
+    const rss = tree.reduce((sum, p) => sum + parseVmRss(readTextOrNull(`/proc/${p}/status`) ?? ""), 0);
     return {
       pid,
       alive: s.state !== "Z" && s.state !== "X",
@@ -170,7 +163,7 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
     runningRelease: rel,
     uid: process.getuid?.() ?? -1,
     pid: process.pid,
-    cmdline: (readText("/proc/cmdline") ?? "").trim(),
+    cmdline: (readTextOrNull("/proc/cmdline") ?? "").trim(),
     kexec: {
       core: readKexecLoaded() !== null,
       loaded: readKexecLoaded(),

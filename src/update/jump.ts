@@ -11,7 +11,7 @@
  * (jumpRefusal): the environment must say NVWA_ALLOW_REBOOT=1 (the packaged nvwa.service sets it; a
  * shell, a test runner or CI does not), and the manifest on disk must be this update's, committed.
  */
-import { readFileSync } from "node:fs";
+import { readTextOrNull } from "../read-text.ts";
 import { rebootKexecSyscall } from "../../ffi/reboot.ts";
 import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
 import { assertKexecLoaded, readKexecLoaded } from "../kexec/state.ts";
@@ -63,20 +63,12 @@ export function jumpRefusal(updateId: string, manifestPath: string, ctx: JumpCon
   return null;
 }
 
-function readOrNull(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The fast jump. Returns only by throwing: the guard refused, or the syscall failed (then the
  * machine is still up and the update's commit undo restores the targets here).
  */
 export function fastJump(updateId: string, manifestPath: string): never {
-  const refusal = jumpRefusal(updateId, manifestPath, { env: process.env, manifestText: readOrNull(manifestPath), kexecLoaded: readKexecLoaded() });
+  const refusal = jumpRefusal(updateId, manifestPath, { env: process.env, manifestText: readTextOrNull(manifestPath), kexecLoaded: readKexecLoaded() });
   if (refusal) throw refusal;
   rebootKexecSyscall();
   throw new NvwaError("reboot.returned", "reboot(LINUX_REBOOT_CMD_KEXEC) returned without rebooting", {
