@@ -22,7 +22,7 @@ import { faultPoint } from "../fault-point.ts";
 import { netSnapshotPath, restoreNetwork } from "../net/index.ts";
 import { installTcpLock, removeTcpLock } from "../net/tcp-lock.ts";
 import { acquireLock, lockPath, type HeldLock } from "../state/lock.ts";
-import { withPhase, type Manifest, type Target } from "../state/manifest.ts";
+import { stampTimings, withPhase, type Manifest, type Target } from "../state/manifest.ts";
 import { readManifest, updateManifest } from "../state/manifest-file.ts";
 import { removeDropins } from "../systemd/dropins.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
@@ -59,11 +59,7 @@ export async function cleanupDropins(config: NvwaConfig, units: string[], deps: 
 }
 
 function stamp(criuDir: string, key: string, edge: "start" | "end"): void {
-  updateManifest(criuDir, (m) => {
-    const cur = m.timings[key];
-    const now = Date.now();
-    return { ...m, timings: { ...m.timings, [key]: edge === "start" ? { start: now } : { start: cur?.start ?? now, end: now } } };
-  });
+  updateManifest(criuDir, (m) => ({ ...m, timings: stampTimings(m.timings, key, edge) }));
 }
 
 function phaseEvent(e: PhaseEvent): ProgressEvent {

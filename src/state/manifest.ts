@@ -34,7 +34,7 @@
 import { join, resolve } from "node:path";
 import * as v from "valibot";
 import { NvwaError } from "../errors.ts";
-import { Manifest, MANIFEST_VERSION, type ErrorRecord, type ManifestOptions, type Target, type UpdatePhase } from "./manifest-schema.ts";
+import { Manifest, MANIFEST_VERSION, type ErrorRecord, type ManifestOptions, type Target, type Timing, type UpdatePhase } from "./manifest-schema.ts";
 
 export * from "./manifest-schema.ts";
 
@@ -191,8 +191,11 @@ export function errorRecord(e: NvwaError): ErrorRecord {
 
 /** Marks a timing slot of a target as started or ended (immutable). */
 export function stampTarget(t: Target, key: string, edge: "start" | "end", now = Date.now()): Target {
-  const timings = { ...t.timings };
+  return { ...t, timings: stampTimings(t.timings, key, edge, now) };
+}
+
+/** A timing slot started (a fresh start) or ended (keeping its start), in a changed copy. */
+export function stampTimings(timings: Record<string, Timing>, key: string, edge: "start" | "end", now = Date.now()): Record<string, Timing> {
   const cur = timings[key];
-  timings[key] = edge === "start" ? { start: now } : { start: cur?.start ?? now, end: now };
-  return { ...t, timings };
+  return { ...timings, [key]: edge === "start" ? { start: now } : { start: cur?.start ?? now, end: now } };
 }
