@@ -21,6 +21,10 @@ export const ExitCode = {
   daemon: 4,
   /** Restore after the jump finished, but some targets could not be restored. */
   partial: 5,
+  /** Nothing to do: `update --latest` found no installed kernel newer than the running one. */
+  current: 6,
+  /** `status --wait` gave up before the update finished. */
+  timeout: 7,
   /** A bug in nvwa itself. */
   internal: 70,
 } as const;

@@ -14,13 +14,15 @@ import type { ArgsDef } from "citty";
 /** An argument given by position: its placeholder in usage lines (`<kernel-version>`). */
 interface PositionalSpec {
   readonly required: boolean;
+  /** An option that stands in for it (`<kernel-version | --latest>`): one of the two is required. */
+  readonly orOption?: string;
   readonly value: string;
   readonly description: string;
 }
 
 /** Each command's positionals, in order; the keys name the commands. */
 const POSITIONALS = {
-  update: { version: { required: true, value: "kernel-version", description: "kernel version" } },
+  update: { version: { required: false, orOption: "latest", value: "kernel-version", description: "kernel version (or --latest)" } },
   check: { version: { required: false, value: "kernel-version", description: "kernel version to check loading (as `uname -r` prints it)" } },
   status: {},
   init: {},
@@ -61,8 +63,25 @@ function each<C extends CommandName>(text: string, ...names: C[]): Record<C, str
 const OPTIONS = {
   append: { type: "string", value: "PARAMS", commands: { update: "add kernel command-line parameters for the new kernel" } },
   remove: { type: "string", value: "PARAMS", commands: { update: "drop these parameters (by name) from the running command line" } },
+  latest: {
+    type: "boolean",
+    commands: {
+      update: "the newest kernel installed in /boot that is newer than the running one (exit 6 when there is none)",
+      check: "check loading the kernel `update --latest` would pick",
+    },
+  },
   fast: { type: "boolean", commands: { update: "jump with reboot(KEXEC) right after sync, without systemd's orderly shutdown" } },
-  json: { type: "boolean", commands: { check: "print the checks as JSON", status: "print the manifest as JSON" } },
+  json: {
+    type: "boolean",
+    commands: {
+      update: "print one result object as JSON on stdout (progress goes to stderr)",
+      check: "print the checks as JSON",
+      status: "print the manifest as JSON",
+    },
+  },
+  wait: { type: "boolean", commands: { status: "block until the update has finished: restored, failed or rolled back" } },
+  timeout: { type: "string", value: "SECONDS", example: "900", commands: { status: "with --wait: give up after SECONDS (default 900; exit 7)" } },
+  root: { type: "string", value: "DIR", example: "/srv/image", commands: { check: "check an OS image tree offline: kernels, their configs, criu, nvwa's unit and configs" } },
   rehearse: { type: "boolean", commands: { check: "checkpoint each target and resume it at once, reporting freeze time and image size" } },
   force: { type: "boolean", commands: { init: "also discard images of processes still waiting for their restore" } },
   "config-dir": {
@@ -108,9 +127,10 @@ export function globalRows(): [string, string][] {
 /** `nvwa update <kernel-version> [--append PARAMS] [--remove PARAMS] [--fast]`, for `nvwa <spelling>`. */
 export function usageLine(command: CommandName, spelling: string): string {
   const positionals: Readonly<Record<string, PositionalSpec>> = POSITIONALS[command];
-  const words = Object.values(positionals).map((p) => (p.required ? `<${p.value}>` : `[${p.value}]`));
+  const standIns = new Set(Object.values(positionals).map((p) => p.orOption));
+  const words = Object.values(positionals).map((p) => (p.orOption !== undefined ? `<${p.value} | --${p.orOption}>` : p.required ? `<${p.value}>` : `[${p.value}]`));
   for (const [name, o] of OPTION_LIST) {
-    if (o.commands[command] !== undefined && o.global === undefined) words.push(`[--${name}${o.value === undefined ? "" : ` ${o.value}`}]`);
+    if (o.commands[command] !== undefined && o.global === undefined && !standIns.has(name)) words.push(`[--${name}${o.value === undefined ? "" : ` ${o.value}`}]`);
   }
   return ["nvwa", spelling, ...words].join(" ");
 }

@@ -25,7 +25,7 @@ describe("help", () => {
   test("help for a command", () => {
     const r = nvwa("help", "update");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("nvwa update <kernel-version>");
+    expect(r.out).toContain("nvwa update <kernel-version | --latest>");
     expect(r.out).toContain("--append PARAMS");
     expect(nvwa("update", "--help").out).toBe(r.out);
     expect(nvwa("h", "update").out).toBe(r.out);
@@ -46,10 +46,12 @@ describe("help", () => {
 describe("bad arguments: one line, a hint, exit 2, no stack trace", () => {
   const cases: [string[], string][] = [
     [["updte", "6.1"], "did you mean `nvwa update`?"],
-    [["update"], "`nvwa update` needs <version>"],
+    [["update"], "`nvwa update` needs <kernel-version> or --latest"],
     [["update", "6.1", "--apend", "x"], "did you mean --append?"],
     [["update", "6.1", "6.2"], 'unexpected argument "6.2"'],
     [["update", "6.1", "--append"], 'option "--append" needs a value'],
+    [["update", "6.1", "--latest"], "takes a kernel version or --latest, not both"],
+    [["status", "--timeout", "5"], "--timeout only means something with --wait"],
     [["status", "--jsn"], "did you mean --json?"],
     [["--bogus"], 'unknown global option "--bogus"'],
     [["help", "nope"], 'no command "nope"'],
