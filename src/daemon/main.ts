@@ -12,6 +12,7 @@ import { handleRestoreRequest, restoreWindow } from "../restore/service-restore.
 import { readManifestIfAny } from "../state/manifest-file.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import { notify } from "../systemd/notify.ts";
+import { isCommitted, requestStop } from "../update/stop-request.ts";
 import { summarise } from "../update/summary.ts";
 import { fanOut } from "./events.ts";
 import { recoverAtStart } from "./recover.ts";
@@ -20,6 +21,8 @@ import { UpdateLog } from "./update-log.ts";
 
 export async function runDaemon(configDir: string, socketPath: string): Promise<ExitCode> {
   const config = loadConfig(configDir);
+  /** The update being served, settled (never rejected) when it ends: a stop waits for its rollback. */
+  let inFlight: Promise<void> = Promise.resolve();
   const server = await startServer({
     socketPath,
     admitRestore: () => restoreWindow.open,
@@ -27,7 +30,14 @@ export async function runDaemon(configDir: string, socketPath: string): Promise<
       // Loaded on the first update, not at start: after a jump the daemon's start-up is part of
       // every target's downtime, and the update machinery (preflight, kexec loading, network
       // save) is not needed to restore.
-      update: async (params, emit) => (await import("../update/run.ts")).performUpdate(params, emit, { configDir }),
+      update: (params, emit) => {
+        const run = (async () => (await import("../update/run.ts")).performUpdate(params, emit, { configDir }))();
+        inFlight = run.then(
+          () => undefined,
+          () => undefined,
+        );
+        return run;
+      },
       restore: (params, emit) => handleRestoreRequest(loadConfig(configDir), params.unit, emit),
       status: () => {
         const m = readManifestIfAny(loadConfig(configDir).server.criuDir);
@@ -82,10 +92,21 @@ export async function runDaemon(configDir: string, socketPath: string): Promise<
   if (ready) notify({ status: "ready" });
   else markReady("ready");
 
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", () => resolve());
-    process.once("SIGINT", () => resolve());
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
   });
+  if (requestStop(signal)) {
+    // Exiting now would leave the targets frozen and the new kernel loaded (stop-request.ts).
+    log.warn(`${signal} during an update before its commit: rolling the update back before exiting`);
+    // Until the rollback is over, or the update passed its commit after all (then the stop is the jump's).
+    let settled = false;
+    const committed = (async () => {
+      while (!settled && !isCommitted()) await Bun.sleep(100);
+    })();
+    await Promise.race([inFlight, committed]);
+    settled = true;
+  }
   server.stop();
   return ExitCode.ok;
 }

@@ -24,6 +24,7 @@ import { serviceRootPid } from "../systemd/service-root.ts";
 import type { ServiceProperties } from "../systemd/units.ts";
 import { requirePreflight } from "./preflight-run.ts";
 import { updateSteps, type UpdateState } from "./steps.ts";
+import { interruptBefore, setPreCommit } from "./stop-request.ts";
 import { RolledBackError, runTransaction } from "./transaction.ts";
 
 export interface UpdateOutcome {
@@ -104,7 +105,8 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     const steps = updateSteps({ config, params, plan, services, mgr, emit, ulog }, state);
 
     try {
-      const r = await runTransaction(steps, (e) => emit(fromTransaction(e)));
+      setPreCommit(true);
+      const r = await runTransaction(steps, (e) => emit(fromTransaction(e)), interruptBefore).finally(() => setPreCommit(false));
       return {
         updateId: state.manifest.updateId,
         kernel: { from, to: params.version, loader: state.loaded?.loader ?? "unknown" },

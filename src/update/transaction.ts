@@ -60,13 +60,19 @@ export class RolledBackError extends NvwaError {
   }
 }
 
-export async function runTransaction(steps: Step[], emit: (e: TransactionEvent) => void = () => {}): Promise<TransactionResult> {
+/**
+ * `interrupt` is asked before each step; an error it returns fails that step without running it
+ * (the daemon being stopped mid-update, src/update/stop-request.ts).
+ */
+export async function runTransaction(steps: Step[], emit: (e: TransactionEvent) => void = () => {}, interrupt: (next: string) => NvwaError | null = () => null): Promise<TransactionResult> {
   const done: Step[] = [];
   const timings: StepTiming[] = [];
   for (const step of steps) {
     const start = Date.now();
     emit({ type: "step-start", step: step.name, at: start });
     try {
+      const stop = interrupt(step.name);
+      if (stop !== null) throw stop;
       await step.run();
     } catch (e) {
       const error = toNvwaError(e);

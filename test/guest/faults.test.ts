@@ -1,6 +1,7 @@
 /**
  * The fault matrix in the guest (scenarios/faults/run.sh): the daemon killed with SIGKILL during
- * the checkpoint, after the commit and during the restore; power cut (sysrq b, QEMU resetting into
+ * the checkpoint, after the commit and during the restore; nvwa.service stopped during the
+ * checkpoint (it rolls back before exiting); power cut (sysrq b, QEMU resetting into
  * the old kernel) during the checkpoint, after the commit and during the boot-side restore; images
  * damaged; a saved pid taken at boot. No fault is mocked: each is caused for real, at a moment
  * nvwa's fault points hold still (src/fault-point.ts). Five boots of one guest check all of it.
@@ -25,6 +26,9 @@ test("faults: no target lost to a killed daemon or a power cut at any step; fail
   expect(x.a_client).toContain("died during checkpointing of update");
   expect(x.a_restarts).toBe("1");
   expect(x.a_recovery).toContain("rolled the update back");
+  // a2: `systemctl stop nvwa` during the checkpoint → the daemon rolls back first, then exits.
+  expect(x.a2_client_rc).toBe("1");
+  expect(x.a2_client).toContain("update.stopped");
   // b: killed after the commit and again during its own restore → restored once, on this kernel.
   expect(x.b_client).toContain("died during committed of update");
   expect(x.b_recovery).toContain("restores the targets on this kernel");

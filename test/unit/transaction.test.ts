@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { NvwaError } from "../../src/errors.ts";
 import { RolledBackError, runTransaction, type Step, type TransactionEvent } from "../../src/update/transaction.ts";
+import { interruptBefore, isCommitted, requestStop, setPreCommit } from "../../src/update/stop-request.ts";
 
 /** Steps that record what ran into a journal; `fail` names steps whose run (or undo) throws. */
 function steps(names: string[], fail: { run?: string; undo?: string[] } = {}, journal: string[] = []): Step[] {
@@ -63,5 +64,51 @@ describe("runTransaction", () => {
     const err = (await runTransaction(s).catch((e: unknown) => e)) as RolledBackError;
     expect(err.original.message).toBe("boom");
     expect(err.code).toBe("internal");
+  });
+});
+
+describe("a stop of the daemon during an update (stop-request.ts)", () => {
+  const steps = (ran: string[]): Step[] =>
+    ["load-kernel", "checkpoint", "commit", "jump"].map((name) => ({
+      name,
+      run: async () => {
+        ran.push(name);
+        if (name === "checkpoint") requestStop("SIGTERM"); // arrives while the checkpoint runs
+      },
+      undo: async () => void ran.push(`undo ${name}`),
+    }));
+
+  test("before the commit: the next step fails, everything done is undone, the error says why", async () => {
+    const ran: string[] = [];
+    setPreCommit(true);
+    const err = await runTransaction(steps(ran), () => {}, interruptBefore)
+      .finally(() => setPreCommit(false))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RolledBackError);
+    expect((err as RolledBackError).failedStep).toBe("commit");
+    expect((err as RolledBackError).code).toBe("update.stopped");
+    expect(ran).toEqual(["load-kernel", "checkpoint", "undo checkpoint", "undo load-kernel"]);
+    expect(isCommitted()).toBe(false);
+  });
+
+  test("from the commit on, a stop is the jump's: nothing is interrupted and the daemon is told not to wait", async () => {
+    const ran: string[] = [];
+    setPreCommit(true);
+    const s: Step[] = ["load-kernel", "commit", "jump"].map((name) => ({
+      name,
+      run: async () => {
+        ran.push(name);
+        if (name === "commit") expect(requestStop("SIGTERM")).toBe(false);
+        if (name === "jump") expect(isCommitted()).toBe(true);
+      },
+    }));
+    await runTransaction(s, () => {}, interruptBefore).finally(() => setPreCommit(false));
+    expect(ran).toEqual(["load-kernel", "commit", "jump"]);
+  });
+
+  test("no update running: a stop asks nothing of anyone", () => {
+    setPreCommit(false);
+    expect(requestStop("SIGTERM")).toBe(false);
+    expect(interruptBefore("checkpoint")).toBeNull();
   });
 });

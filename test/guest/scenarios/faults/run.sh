@@ -182,6 +182,29 @@ case $boot in
 	grep -q "interrupted: the nvwa daemon stopped during checkpointing" "$NVWA_RESULTS/a-status.txt" || guest_fail "a: nvwa status does not show the interruption: $(cat "$NVWA_RESULTS/a-status.txt")"
 	guest_mark a-passed
 
+	# --- a2: systemctl stop nvwa during the checkpoint: the update rolls back before the daemon exits,
+	# so no target stays frozen and no kernel stays loaded for a later `systemctl reboot` to kexec into
+	rm -f "$F"/*
+	update_bg a2-update.txt
+	wait_paused before-dump-2 300 a2-update.txt
+	[[ $(cat /sys/kernel/kexec_loaded) == 1 ]] || guest_fail "a2: the new kernel is not loaded during the checkpoint"
+	systemctl stop --no-block nvwa.service
+	guest_wait 60 sh -c 'journalctl -b -u nvwa.service -o cat | grep -q "rolling the update back before exiting"' || guest_fail "a2: the daemon did not take the stop as a rollback"
+	release before-dump-2
+	guest_wait 120 sh -c '! systemctl is-active -q nvwa.service' || guest_fail "a2: nvwa.service is still $(systemctl is-active nvwa.service)"
+	wait_client
+	guest_result a2_client_rc "$rc"
+	guest_result a2_client "$(tail -2 "$NVWA_RESULTS/a2-update.txt" | tr '\n' ' ')"
+	((rc == 1)) || guest_fail "a2: nvwa update exited $rc: $(cat "$NVWA_RESULTS/a2-update.txt")"
+	grep -q "nvwa.service was stopped (SIGTERM) before the update's commit" "$NVWA_RESULTS/a2-update.txt" || guest_fail "a2: the client does not say the stop rolled the update back"
+	[[ $(mf 'm["phase"]') == rolled-back ]] || guest_fail "a2: the manifest says $(mf 'm["phase"]')"
+	[[ $(cat /sys/kernel/kexec_loaded) == 0 ]] || guest_fail "a2: a kernel is still loaded after the stop"
+	guest_wait 60 all_counting c1 c2 c3 || guest_fail "a2: the counters do not all run again"
+	assert_no_dropins
+	redis_back "before-1"
+	systemctl start nvwa.service
+	guest_mark a2-passed
+
 	# --- b: kill -9 just after the commit, and again during the restore that follows -----------------
 	rm -f "$F"/*
 	update_bg b-update.txt
