@@ -74,6 +74,8 @@ export interface KexecFacts {
   /** /sys/kernel/kexec_loaded exists. */
   core: boolean;
   loaded: boolean | null;
+  /** nvwa's last update as its manifest records it (null: none, or unreadable), to tell nvwa's own loaded kernel from another's. */
+  nvwaUpdate: { updateId: string; phase: string; loader?: string; sameBoot: boolean } | null;
   fileLoad: KexecFileLoadSupport;
   loadDisabled: boolean | null;
   exe: string;

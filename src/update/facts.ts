@@ -16,7 +16,9 @@ import { candidatePaths } from "../kexec/locate.ts";
 import { peSignature, unwrapKernel } from "../kexec/format.ts";
 import { releaseProblem } from "../kexec/release.ts";
 import { readKexecLoaded, readKexecLoadDisabled, readLockdown } from "../kexec/state.ts";
-import type { CriuCheckFacts, Facts, KernelFacts, PidFacts } from "./facts-types.ts";
+import { currentBootId } from "../state/lock.ts";
+import { readManifestIfAny } from "../state/manifest-file.ts";
+import type { CriuCheckFacts, Facts, KernelFacts, KexecFacts, PidFacts } from "./facts-types.ts";
 import { SystemdManager, type SystemdConnectOptions } from "../systemd/manager.ts";
 import type { ServiceProperties } from "../systemd/units.ts";
 import { mergeWatchdogSettings } from "./preflight-watchdog.ts";
@@ -145,6 +147,23 @@ function rootOrZero(p: ServiceProperties): number {
   }
 }
 
+/** The manifest's few facts preflight needs; a damaged manifest has its own check, so null here. */
+function lastUpdate(criuDir: string): KexecFacts["nvwaUpdate"] {
+  try {
+    const m = readManifestIfAny(criuDir);
+    if (m === null) return null;
+    const boot = currentBootId();
+    return {
+      updateId: m.updateId,
+      phase: m.phase,
+      ...(m.kernel.loader === undefined ? {} : { loader: m.kernel.loader }),
+      sameBoot: boot !== undefined && (m.bootId ?? m.createdBootId) === boot,
+    };
+  } catch {
+    return null;
+  }
+}
+
 export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): Promise<Facts> {
   const arch = currentArch();
   const rel = release();
@@ -167,6 +186,7 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
     kexec: {
       core: readKexecLoaded() !== null,
       loaded: readKexecLoaded(),
+      nvwaUpdate: lastUpdate(config.server.criuDir),
       fileLoad: safeProbeFileLoad(),
       loadDisabled: readKexecLoadDisabled(),
       exe: config.server.kexecExe,

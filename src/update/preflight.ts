@@ -55,6 +55,27 @@ function checkKernel(f: Facts): Check[] {
   return out;
 }
 
+const IN_WINDOW = ["planned", "checkpointing", "dumped", "committed", "jumping"];
+
+/**
+ * A kernel loaded for kexec outside nvwa's update window is a trap: `systemctl kexec` (and
+ * `systemctl reboot` on systemd versions that turn a reboot into a kexec when a kernel is loaded,
+ * unless SYSTEMCTL_SKIP_AUTO_KEXEC=1) jumps into it with nothing checkpointed. nvwa unloads its
+ * own kernel on every way out of an update, so a loaded kernel is nvwa's only while its update on
+ * this boot is in flight.
+ */
+export function loadedKernelCheck(u: Facts["kexec"]["nvwaUpdate"]): Check {
+  if (u !== null && u.sameBoot && u.loader !== undefined && IN_WINDOW.includes(u.phase)) {
+    return ok("kexec.support", "kexec support", `the loaded kernel is nvwa's: update ${u.updateId} is ${u.phase}`);
+  }
+  return warn(
+    "kexec.support",
+    "kexec support",
+    "a kernel that nvwa did not load is loaded for kexec (/sys/kernel/kexec_loaded is 1): until it is unloaded, `systemctl kexec` (and on newer systemd `systemctl reboot`) jumps into it with nothing checkpointed; an update would replace it",
+    "unload it with `kexec -u` (or `nvwa init`) unless it was loaded on purpose; if Debian's kexec-tools loads kernels at shutdown, set LOAD_KEXEC=false in /etc/default/kexec",
+  );
+}
+
 function checkKexec(f: Facts, config: NvwaConfig): Check[] {
   const out: Check[] = [];
   if (!f.kexec.core) {
@@ -67,14 +88,7 @@ function checkKexec(f: Facts, config: NvwaConfig): Check[] {
       ),
     );
   } else if (f.kexec.loaded === true) {
-    out.push(
-      warn(
-        "kexec.support",
-        "kexec support",
-        "a kernel is already loaded for kexec (/sys/kernel/kexec_loaded is 1); nvwa will replace it",
-        "if a kexec-load service loads kernels at shutdown (Debian's kexec-tools), disable it (LOAD_KEXEC=false in /etc/default/kexec) so it cannot replace nvwa's",
-      ),
-    );
+    out.push(loadedKernelCheck(f.kexec.nvwaUpdate));
   } else {
     out.push(ok("kexec.support", "kexec support", "the kernel supports kexec and nothing is loaded yet"));
   }

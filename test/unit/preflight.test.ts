@@ -52,7 +52,7 @@ function healthy(): Facts {
     uid: 0,
     pid: 100,
     cmdline: readFileSync(join(FIX, `${OE}.cmdline`), "utf8").trim(),
-    kexec: { core: true, loaded: false, fileLoad: { kind: "available" }, loadDisabled: false, exe: "/usr/sbin/kexec", exeExists: true },
+    kexec: { core: true, loaded: false, nvwaUpdate: null, fileLoad: { kind: "available" }, loadDisabled: false, exe: "/usr/sbin/kexec", exeExists: true },
     lockdown: "none",
     secureBoot: false,
     selinux: null,
@@ -83,6 +83,21 @@ const statusOf = (checks: Check[], id: string): string | undefined => checks.fin
 const row = (checks: Check[], id: string): Check | undefined => checks.find((c) => c.id === id);
 
 describe("evaluatePreflight", () => {
+  test("a loaded kernel is nvwa's only while its update on this boot is in flight; any other is a warning naming the trap (#17)", () => {
+    const loaded = (nvwaUpdate: Facts["kexec"]["nvwaUpdate"]): Check | undefined => {
+      const f = healthy();
+      return row(evaluatePreflight({ ...f, kexec: { ...f.kexec, loaded: true, nvwaUpdate } }, config()), "kexec.support");
+    };
+    const u = { updateId: "20261206T120000Z-beef", phase: "dumped", loader: "kexec_file_load", sameBoot: true };
+    expect(loaded(u)).toMatchObject({ status: "ok", detail: "the loaded kernel is nvwa's: update 20261206T120000Z-beef is dumped" });
+    for (const other of [null, { ...u, sameBoot: false }, { ...u, phase: "rolled-back" }, { ...u, phase: "restored" }, { updateId: u.updateId, phase: "jumping", sameBoot: true }]) {
+      const c = loaded(other);
+      expect(c?.status).toBe("warn");
+      expect(c?.detail).toContain("a kernel that nvwa did not load is loaded for kexec");
+      expect(c?.detail).toContain("jumps into it with nothing checkpointed");
+      expect(c?.fix).toContain("kexec -u");
+    }
+  });
   test("a healthy machine with every acceleration on passes with no warnings", () => {
     const checks = evaluatePreflight(healthy(), config({ enableQuickKexec: true, enablePinMemory: true }));
     expect(checks.filter((c) => c.status !== "ok")).toEqual([]);
