@@ -49,7 +49,9 @@ async function waitForEnd(criuDir: string, seconds: number, quiet: boolean): Pro
   for (;;) {
     const m = readManifestIfAny(criuDir);
     const phase: Phase = m?.phase ?? "none";
-    const code = finished(phase);
+    // The boot-side restore sets the phase a moment before it ends (its last stamp): wait for that too.
+    const restoreRunning = m !== null && m.timings["boot-restore"] !== undefined && m.timings["boot-restore"].end === undefined;
+    const code = restoreRunning ? null : finished(phase);
     if (code !== null) return { m, code };
     if (Date.now() >= deadline) return { m, code: ExitCode.timeout };
     const line = `waiting for update ${m?.updateId ?? "?"} (${m?.kernel.from ?? "?"} → ${m?.kernel.to ?? "?"}): ${phase}`;

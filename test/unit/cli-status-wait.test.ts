@@ -116,7 +116,12 @@ describe("status --wait, a real process on a real manifest", () => {
     }
     await Bun.sleep(700);
     expect(p.exitCode).toBeNull();
-    writeManifest(withPhase(m, "restored"));
+    // The phase is final a moment before the boot-side restore's last stamp (drop-ins removed).
+    m = { ...withPhase(m, "restored"), timings: { ...m.timings, "boot-restore": { start: Date.now() } } };
+    writeManifest(m);
+    await Bun.sleep(700);
+    expect(p.exitCode).toBeNull();
+    writeManifest({ ...m, timings: { ...m.timings, "boot-restore": { start: Date.now() - 1, end: Date.now() } } });
     const r = await outcome(p);
     expect(r.code).toBe(ExitCode.ok);
     const s = JSON.parse(r.out) as { updateId: string; phase: string; kernelTo: string };
