@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { renderCheckTable, runCheck } from "../../src/cli/check.ts";
+import { NvwaError } from "../../src/errors.ts";
 import type { Check } from "../../src/update/preflight-types.ts";
 
 const MAIN = join(import.meta.dir, "../../src/main.ts");
@@ -50,6 +51,51 @@ describe("runCheck", () => {
   test("exit 3 on any fail, 0 with only warnings", async () => {
     expect((await run(CHECKS, false)).code).toBe(3);
     expect((await run(CHECKS.filter((c) => c.status !== "fail"), false)).code).toBe(0);
+  });
+
+  test("--latest checks the kernel update --latest would pick, and says it in JSON (the Ansible role decides on it)", async () => {
+    let asked: string | null | undefined;
+    let out = "";
+    const ok1: Check = { id: "privileges", title: "privileges", status: "ok", detail: "running as root" };
+    const code = await runCheck(
+      { configDir: dir, json: true, latest: true },
+      {
+        preflight: async (_c, p) => ((asked = p.version), { checks: [ok1] }),
+        chooseLatest: () => ({ kind: "newer", version: "6.12.95+deb12-cloud-amd64", running: "6.1.0-57-cloud-amd64" }),
+        write: (s) => void (out += s),
+      },
+    );
+    expect(code).toBe(0);
+    expect(asked).toBe("6.12.95+deb12-cloud-amd64");
+    const j = JSON.parse(out) as { ok: boolean; latest: unknown; checks: Check[] };
+    expect(j.latest).toEqual({ running: "6.1.0-57-cloud-amd64", version: "6.12.95+deb12-cloud-amd64" });
+    expect(j.checks[0]).toMatchObject({ id: "kernel.latest", status: "ok" });
+
+    out = "";
+    const current = await runCheck(
+      { configDir: dir, json: true, latest: true },
+      { preflight: async (_c, p) => ((asked = p.version), { checks: [ok1] }), chooseLatest: () => ({ kind: "current", running: "6.12.1", newest: "6.12.1" }), write: (s) => void (out += s) },
+    );
+    expect(current).toBe(0);
+    expect(asked).toBeNull();
+    expect((JSON.parse(out) as { latest: unknown }).latest).toEqual({ running: "6.12.1", version: null });
+
+    out = "";
+    const broken = await runCheck(
+      { configDir: dir, json: true, latest: true },
+      {
+        preflight: async () => ({ checks: [ok1] }),
+        chooseLatest: () => {
+          throw new NvwaError("kexec.latest-initrd-missing", "the newest installed kernel, 6.18.0, has no initramfs", { hint: "build it" });
+        },
+        write: (s) => void (out += s),
+      },
+    );
+    expect(broken).toBe(3);
+    const b = JSON.parse(out) as { ok: boolean; checks: Check[]; latest: { version: null } };
+    expect(b.ok).toBe(false);
+    expect(b.checks[0]).toMatchObject({ id: "kernel.latest", status: "fail", detail: "the newest installed kernel, 6.18.0, has no initramfs", fix: "build it" });
+    expect(b.latest.version).toBeNull();
   });
 
   test("--json prints { ok, checks }", async () => {
