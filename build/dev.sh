@@ -30,6 +30,8 @@ APT_PACKAGES=(
   dbus-daemon         # a real D-Bus peer for the wire-format tests
   python3             # the host tests' workloads (test/host/helpers/workload.py) and socket peers
   file                # build-image.sh notes what each kernel image is
+  procps              # pkill: a guest test ends its QEMU early when the host side failed
+  ansible-core openssh-client  # the fleet test: ansible-playbook drives the guest over SSH
 )
 
 missing=()

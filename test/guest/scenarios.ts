@@ -40,6 +40,8 @@ export interface ScenarioRun {
   nvwaStatus: unknown;
   /** The host-side TCP peer's exchanges, for scenarios whose scenario.conf asks for one. */
   tcpPeer?: PeerResult;
+  /** What ScenarioOptions.during returned (or the error it threw, as a string). */
+  during?: unknown;
 }
 
 /**
@@ -131,6 +133,35 @@ export interface ScenarioOptions {
   args?: string[];
   /** The guest's architecture (default x64): "arm64" boots build-image.sh arm64's image with the aarch64 repo. */
   arch?: GuestArch;
+  /** More directories for the guest (host path, guest path), beside payloadDirs(). */
+  dirs?: [string, string][];
+  /** A guest TCP port the host reaches on 127.0.0.1 (run-guest.sh --hostfwd), given to `during`. */
+  hostfwd?: number;
+  /**
+   * Host-side work while the guest runs (e.g. Ansible over SSH): started with QEMU, awaited after
+   * it; `stop()` ends the guest early (a failed play must not leave it waiting for its timeout).
+   */
+  during?: (ctx: DuringContext) => Promise<unknown>;
+}
+
+export interface DuringContext {
+  out: string;
+  serialLog: string;
+  hostPort: number;
+  guestDone: Promise<number>;
+  stop(): void;
+}
+
+/** Waits for "NVWA-GUEST boot=N MARK" on the serial console; false when the guest stopped first. */
+export async function waitForGuestMark(serialLog: string, mark: string, guestDone: Promise<unknown>, boot?: number): Promise<boolean> {
+  const re = new RegExp(`NVWA-GUEST boot=${boot ?? "\\d+"} ${mark}( |$)`, "m");
+  let stopped = false;
+  void guestDone.then(() => (stopped = true));
+  for (;;) {
+    if (existsSync(serialLog) && re.test(readFileSync(serialLog, "utf8"))) return true;
+    if (stopped) return false;
+    await Bun.sleep(500);
+  }
 }
 
 /**
@@ -176,15 +207,24 @@ async function runScenarioOnce(name: string, opts: ScenarioOptions): Promise<Sce
   const args = ["bash", join(GUEST, "run-scenario.sh"), name, "--image", image, "--out", out];
   for (const [src, dest] of [...payloadFiles(), ...(opts.adds ?? [])]) args.push("--add", `${src}:${dest}`);
   args.push(...(opts.args ?? []));
-  for (const [src, dest] of payloadDirs(arch)) args.push("--add-dir", `${src}:${dest}`);
+  for (const [src, dest] of [...payloadDirs(arch), ...(opts.dirs ?? [])]) args.push("--add-dir", `${src}:${dest}`);
   const peer = peerPlan(name);
-  const hostPort = peer === undefined ? 0 : await freePort();
-  if (peer !== undefined) args.push("--hostfwd", `${hostPort}:${peer.guestPort}`);
+  if (peer !== undefined && opts.hostfwd !== undefined) throw new Error(`scenario ${name}: a TCP peer and ScenarioOptions.hostfwd both want run-guest.sh's one --hostfwd`);
+  const guestPort = peer?.guestPort ?? opts.hostfwd;
+  const hostPort = guestPort === undefined ? 0 : await freePort();
+  if (guestPort !== undefined) args.push("--hostfwd", `${hostPort}:${guestPort}`);
   const proc = Bun.spawn(args, { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
-  const peerRun =
-    peer === undefined ? undefined : runTcpPeer({ serialLog: join(out, "serial.log"), hostPort, mark: peer.mark, rounds: peer.rounds, request: peer.request, guestDone: proc.exited });
+  const serialLog = join(out, "serial.log");
+  const peerRun = peer === undefined ? undefined : runTcpPeer({ serialLog, hostPort, mark: peer.mark, rounds: peer.rounds, request: peer.request, guestDone: proc.exited });
+  // stop(): ends QEMU (its command line names this run's overlay); run-guest.sh then reads the results back as after a timeout.
+  const stop = (): void => void Bun.spawnSync(["pkill", "-TERM", "-f", "--", join(out, "root.qcow2")]);
+  const duringRun = opts.during?.({ out, serialLog, hostPort, guestDone: proc.exited, stop }).catch((e: unknown) => {
+    stop();
+    return `host-side work failed: ${e instanceof Error ? e.message : String(e)}`;
+  });
   const status = await proc.exited;
   const tcpPeer = await peerRun;
+  const during = await duringRun;
   let nvwaStatus: unknown = null;
   try {
     nvwaStatus = JSON.parse(readFileSync(join(out, "results/status.json"), "utf8"));
@@ -198,6 +238,7 @@ async function runScenarioOnce(name: string, opts: ScenarioOptions): Promise<Sce
     kernels: { old: kernels.KVER_OLD ?? "", new: kernels.KVER_NEW ?? "" },
     nvwaStatus,
     ...(tcpPeer === undefined ? {} : { tcpPeer }),
+    ...(duringRun === undefined ? {} : { during }),
   };
 }
 

@@ -82,6 +82,11 @@ export const COMMAND_PACKAGE: Readonly<Record<string, string>> = {
   python3: "python3",
   "dbus-daemon": "dbus-daemon",
   "systemd-analyze": "systemd",
+  pkill: "procps",
+  // the fleet test: Ansible on the host drives the guest over SSH
+  "ansible-playbook": "ansible-core",
+  ssh: "openssh-client",
+  "ssh-keygen": "openssh-client",
   // packaging
   rpm: "rpm",
   rpmbuild: "rpm",

@@ -70,6 +70,8 @@ timers=()
 for f in "$root"/lib/systemd/system/*.timer; do timers+=("${f##*/}"); done
 in_guest systemctl mask -q "${masked[@]}" "${timers[@]}"
 in_guest systemctl disable -q redis-server.service
+# sshd (x86_64 only) serves the fleet scenario's Ansible; it starts only where a scenario enables it.
+[[ ! -e "$root/lib/systemd/system/ssh.service" ]] || in_guest systemctl disable -q ssh.service
 in_guest systemctl enable -q nvwa-guest-runner.service
 
 # Persistent journal, so the runner can hand the host the logs of every boot of a scenario.
