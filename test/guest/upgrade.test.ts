@@ -4,6 +4,8 @@
  * Each scenario boots the guest under TCG, so they are few and check a lot each.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { ensureGuestRepo, failureReport, ROOT, runScenario, type ScenarioRun } from "./scenarios.ts";
 
 // The guest installs nvwa from the signed RPM repo, so the repo is built from the fresh executable.
@@ -27,12 +29,14 @@ interface StatusJson {
 }
 
 describe("guest", () => {
-  test("upgrade: 6.1 → 6.12 with a counter and Redis kept alive, a host peer's TCP connection to Redis intact, and the network carried over", async () => {
+  test("upgrade (started as kured starts it, --latest): 6.1 → 6.12 with a counter and Redis kept alive, a host peer's TCP connection to Redis intact, and the network carried over", async () => {
     const r = await runScenario("upgrade");
     passed(r);
     expect(r.results.kernel_before).toBe(r.kernels.old);
     expect(r.results.kernel_after).toBe(r.kernels.new);
     expect(r.results.phase).toBe("restored");
+    // kured's contract: `nsenter -m/proc/1/ns/mnt -- nvwa update --latest` from another mount namespace.
+    expect(readFileSync(join(r.out, "results/update.txt"), "utf8")).toContain(`--latest: ${r.kernels.old} → ${r.kernels.new}`);
     expect(Number(r.results.redis_keys)).toBeGreaterThanOrEqual(100_000);
     expect(r.results.net).toContain("10.123.0.1/24");
     const s = r.nvwaStatus as StatusJson;

@@ -120,14 +120,16 @@ save_criu_logs() {
 	done
 }
 
-# guest_update ARG...: `nvwa update ARG...` (its output in update.txt), then end this boot's script
+# guest_update ARG...: `nvwa update ARG...` (its output in update.txt; $NVWA_UPDATE replaces
+# `nvwa update` with another command line), then end this boot's script
 # with 75: the jump is under way and the runner goes on after it. A fast jump ends the boot
 # inside the syscall, so the client may never see a reply. On failure the function named by
 # $ON_UPDATE_FAIL (if any) runs first, to collect what the scenario wants kept.
 guest_update() {
 	sync
 	guest_mark update-start
-	if ! nvwa update "$@" >"$NVWA_RESULTS/update.txt" 2>&1; then
+	# shellcheck disable=SC2086 # NVWA_UPDATE is a command line, split on purpose
+	if ! ${NVWA_UPDATE:-nvwa update} "$@" >"$NVWA_RESULTS/update.txt" 2>&1; then
 		sync
 		if [[ -n ${ON_UPDATE_FAIL:-} ]]; then "$ON_UPDATE_FAIL"; fi
 		guest_fail "nvwa update failed: $(tail -5 "$NVWA_RESULTS/update.txt")"

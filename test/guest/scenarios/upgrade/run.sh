@@ -1,6 +1,6 @@
 #!/bin/bash
 # Scenario "upgrade": a live kernel upgrade with nvwa. Boot 1 (old kernel): a counter (pid) and Redis
-# as a Type=notify service with 100 000 keys; `nvwa update <new kernel>`. Boot 2 (new kernel): every
+# as a Type=notify service with 100 000 keys; `nvwa update --latest`, run the way kured runs it. Boot 2 (new kernel): every
 # target is back, in the state it had.
 #
 # TCP, two connections to Redis: one from a peer on the host (tcp-peer.ts via QEMU's restricted
@@ -41,8 +41,10 @@ case $boot in
 	ip route add 10.124.0.0/16 via 10.123.0.254 dev nd0
 	NVWA_TEST_RESTORE_NET=true write_config "$(cat "$W/counter.pid")" "$(cat "$W/tcp.pid")"
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
-	# The orderly jump: systemd stops the units, then kexecs.
-	guest_update "$KVER_NEW"
+	# The orderly jump: systemd stops the units, then kexecs. Started as kured starts its
+	# --reboot-command: from another mount namespace (kured's pod), entering the host's with nsenter;
+	# --latest picks $KVER_NEW, the newest kernel in /boot.
+	NVWA_UPDATE="unshare -m --propagation private -- nsenter -m/proc/1/ns/mnt -- /usr/bin/nvwa update" guest_update --latest
 	;;
 2)
 	guest_arrived "$KVER_NEW"
