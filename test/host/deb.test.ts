@@ -23,7 +23,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { RESTORE_DEFAULTS, SERVER_DEFAULTS } from "../../src/config/types.ts";
 import { packageAll, type PackageResult } from "../../build/package.ts";
@@ -31,6 +31,7 @@ import { buildAptRepo, writeAptRepo, type AptRepoResult } from "../../build/apt-
 import { APT_KEY_FILE, APT_SOURCES_FILE, maintainerScripts, sourcesText } from "../../build/deb-plan.ts";
 import { KEY_FILE, fingerprintsOf } from "../../build/rpm-plan.ts";
 import type { SigningKey } from "../../build/rpm-gpg.ts";
+import { snapshot as treeSnapshot } from "../lib/tree-snapshot.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BUN = process.execPath;
@@ -216,22 +217,7 @@ function installedVersion(r: TestRoot, name: string): string {
 }
 
 /** Every path under root with its type, mode and owner, minus the package managers' own state. */
-function snapshot(root: string): Map<string, string> {
-  const skip = new Set(["var/lib/dpkg", "var/log", "var/cache", "tmp", "proc", "dev", "systemctl.calls"]);
-  const out = new Map<string, string>();
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir)) {
-      const p = join(dir, name);
-      const rel = relative(root, p);
-      if (skip.has(rel)) continue;
-      const st = lstatSync(p);
-      out.set(rel, `${st.isDirectory() ? "d" : st.isSymbolicLink() ? "l" : "f"} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`);
-      if (st.isDirectory()) walk(p);
-    }
-  };
-  walk(root);
-  return out;
-}
+const snapshot = (root: string): Map<string, string> => treeSnapshot(root, new Set(["var/lib/dpkg", "var/log", "var/cache", "tmp", "proc", "dev", "systemctl.calls"]));
 
 function changedPaths(before: Map<string, string>, after: Map<string, string>): { added: string[]; removed: string[] } {
   return {

@@ -3,7 +3,6 @@
  * No root, no tools; the effects are exercised for real in rpm.test.ts.
  */
 import { expect, test } from "bun:test";
-import { isNvwaError } from "../../src/errors.ts";
 import {
   ARCHES,
   archPlan,
@@ -19,15 +18,8 @@ import {
   rpmsignArgv,
   specSources,
 } from "../../build/rpm-plan.ts";
+import { codeOf } from "../lib/error-code.ts";
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return isNvwaError(e) ? e.code : `not an NvwaError: ${String(e)}`;
-  }
-  return undefined;
-}
 
 test("both compile targets map to rpm arches", () => {
   expect(ARCHES.map((a) => [a.bunArch, a.rpmArch, a.binary])).toEqual([

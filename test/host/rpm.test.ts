@@ -25,11 +25,12 @@ import {
   chmodSync, copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { RESTORE_DEFAULTS, SERVER_DEFAULTS } from "../../src/config/types.ts";
 import { packageAll } from "../../build/package.ts";
 import { KEY_FILE, fingerprintsOf, repoFileText } from "../../build/rpm-plan.ts";
+import { snapshot as treeSnapshot } from "../lib/tree-snapshot.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BUN = process.execPath;
@@ -134,22 +135,7 @@ function systemctlCalls(root: string): string[] {
 }
 
 /** Every path under root with its type, mode and owner, minus the package managers' own state. */
-function snapshot(root: string): Map<string, string> {
-  const skip = new Set(["var/lib/rpm", "var/lib/dnf", "var/log", "var/cache", "tmp", "systemctl.calls"]);
-  const out = new Map<string, string>();
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir)) {
-      const p = join(dir, name);
-      const rel = relative(root, p);
-      if (skip.has(rel)) continue;
-      const st = lstatSync(p);
-      out.set(rel, `${st.isDirectory() ? "d" : st.isSymbolicLink() ? "l" : "f"} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`);
-      if (st.isDirectory()) walk(p);
-    }
-  };
-  walk(root);
-  return out;
-}
+const snapshot = (root: string): Map<string, string> => treeSnapshot(root, new Set(["var/lib/rpm", "var/lib/dnf", "var/log", "var/cache", "tmp", "systemctl.calls"]));
 
 function addedPaths(before: Map<string, string>, after: Map<string, string>): string[] {
   return [...after.keys()].filter((k) => before.get(k) !== after.get(k)).sort();

@@ -8,7 +8,6 @@ import { expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isNvwaError } from "../../src/errors.ts";
 import {
   aptSignArgv,
   buildEpoch,
@@ -33,6 +32,7 @@ import {
   validSigOf,
 } from "../../build/deb-plan.ts";
 import { ARCHES, archPlan, rpmVersionOf, specSources } from "../../build/rpm-plan.ts";
+import { codeOf } from "../lib/error-code.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const SPEC_TEXT = readFileSync(join(ROOT, "rpm/nvwa.spec"), "utf8");
@@ -40,14 +40,6 @@ const SPEC = parseSpec(SPEC_TEXT);
 const X64 = archPlan("x64");
 const ARM = archPlan("arm64");
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return isNvwaError(e) ? e.code : `not an NvwaError: ${String(e)}`;
-  }
-  return undefined;
-}
 
 test("arches: x64 is amd64, arm64 is arm64", () => {
   expect(ARCHES.map((a) => debArchOf(a.bunArch))).toEqual(["amd64", "arm64"]);
