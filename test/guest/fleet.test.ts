@@ -5,7 +5,8 @@
  * node 6.1 → 6.12 with `nvwa update --latest` through Ansible's reboot module (new boot id), and
  * waits with `nvwa status --wait --json`; Redis is kept. A second play changes nothing. Then
  * kured's reboot command, run as kured runs it (from another mount namespace through
- * `nsenter -m/proc/1/ns/mnt`), reports that there is nothing newer with exit 6.
+ * `nsenter -m/proc/1/ns/mnt`), reports that there is nothing newer with exit 6, and `nvwa check`
+ * warns about a kernel loaded by hand.
  */
 import { beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -136,5 +137,7 @@ test("fleet: the Ansible role moves the node 6.1 → 6.12 with Redis kept, and a
   expect(r.results.phase).toBe("restored");
   expect(r.results.nvwa_package).toMatch(/^nvwa \S+ install ok installed$/);
   expect(Number(r.results.redis_keys)).toBeGreaterThanOrEqual(10_000);
+  // After the plays: a kernel loaded by hand is named by `nvwa check` as the trap it is.
+  expect(r.results.foreign_kernel).toStartWith("warn a kernel that nvwa did not load is loaded for kexec");
   process.stdout.write(`fleet: play 1 ${plays[0]?.seconds.toFixed(0)} s (changed ${plays[0]?.recap?.changed}), play 2 ${plays[1]?.seconds.toFixed(0)} s (changed 0)\n`);
 }, 2_700_000);

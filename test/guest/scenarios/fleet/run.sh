@@ -61,6 +61,14 @@ case $boot in
 	guest_result redis_keys "$(redis-cli DBSIZE)"
 	[[ $(redis-cli GET marker) == "before-$KVER_OLD" ]] || guest_fail "redis marker is '$(redis-cli GET marker)'"
 	assert_no_dropins
+	# A kernel loaded by hand, not by nvwa, turns the next `systemctl kexec` (or reboot, on newer
+	# systemd) into a jump with nothing checkpointed: `nvwa check` must warn about it.
+	kexec -s -l "/boot/vmlinuz-$KVER_OLD" --initrd="$(guest_initrd "$KVER_OLD")" --reuse-cmdline || guest_fail "kexec -l by hand failed"
+	nvwa check --json >"$NVWA_RESULTS/check-foreign.json" 2>&1 || true
+	kexec -u
+	guest_result foreign_kernel "$(python3 -c 'import json,sys
+r = [c for c in json.load(open(sys.argv[1]))["checks"] if c["id"] == "kexec.support"][0]
+print(r["status"], r["detail"])' "$NVWA_RESULTS/check-foreign.json" 2>&1 | head -1)"
 	save_criu_logs
 	;;
 *)
