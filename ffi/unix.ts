@@ -1,6 +1,9 @@
 /**
  * AF_UNIX sockets through libc: the one datagram sd_notify sends, a datagram receiver (for
- * tests, and anything that must play $NOTIFY_SOCKET), and SO_PEERCRED on a connected socket.
+ * tests, and anything that must play $NOTIFY_SOCKET), SO_PEERCRED on a connected socket, and a
+ * blocking write-only stream (a journal stream handed to a restored process through criu's
+ * --inherit-fd: criu applies no file flags to an inherited socket, so it must be made the way
+ * systemd makes a service's stdout, blocking).
  * Constants are the asm-generic values, the same on x86_64 and arm64.
  */
 import { libc, errno, SyscallError } from "./libc.ts";
@@ -10,7 +13,11 @@ import { AF_UNIX, dataView, SO_RCVTIMEO, SOCK_CLOEXEC, sockaddrUn, SOL_SOCKET, t
 /** Built in ffi/bytes.ts with the other socket structs. */
 export { sockaddrUn };
 
+const SOCK_STREAM = 1;
 const SOCK_DGRAM = 2;
+const SHUT_RD = 0;
+const SO_SNDBUF = 7;
+const SO_SNDBUFFORCE = 32;
 const SO_PEERCRED = 17;
 const MSG_DONTWAIT = 0x40;
 
@@ -97,4 +104,45 @@ export function peerCredentials(fd: number): PeerCredentials {
   }
   const v = dataView(cred);
   return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
+}
+
+/**
+ * A blocking stream connected to `address`, shut for reading, its send buffer raised to `sndbuf`
+ * (SO_SNDBUFFORCE as root, else SO_SNDBUF), then `first` written in full. The fd is close-on-exec:
+ * a child gets it only where the caller maps it (Bun.spawn's stdio slots dup2 it, which clears the flag).
+ */
+export function connectStream(address: string, first: Uint8Array, sndbuf = 8 * 1024 * 1024): number {
+  const fd = libc().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new SyscallError("socket(AF_UNIX, SOCK_STREAM)", errno());
+  try {
+    const { addr, len } = sockaddrUn(address);
+    if (libc().connect(fd, addr, len) < 0) {
+      const e = errno();
+      throw new SyscallError("connect", e, `cannot connect to ${address}: ${errnoName(e)}`, e === ERRNO.ENOENT || e === ERRNO.ECONNREFUSED ? "nobody listens there" : undefined);
+    }
+    if (libc().shutdown(fd, SHUT_RD) < 0) throw new SyscallError("shutdown(SHUT_RD)", errno());
+    const size = new Int32Array([sndbuf]);
+    if (libc().setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, size, 4) < 0 && libc().setsockopt(fd, SOL_SOCKET, SO_SNDBUF, size, 4) < 0) {
+      throw new SyscallError("setsockopt(SO_SNDBUF)", errno());
+    }
+    let off = 0;
+    while (off < first.length) {
+      const n = Number(libc().write(fd, first.subarray(off), first.length - off));
+      if (n < 0) {
+        const e = errno();
+        if (e === ERRNO.EINTR) continue;
+        throw new SyscallError("write", e, `cannot write to ${address}: ${errnoName(e)}`);
+      }
+      off += n;
+    }
+    return fd;
+  } catch (e) {
+    libc().close(fd);
+    throw e;
+  }
+}
+
+/** Closes an fd this module handed out. */
+export function closeFd(fd: number): void {
+  libc().close(fd);
 }

@@ -31,6 +31,11 @@ export interface CriuRunSpec {
   timeoutMs?: number;
   /** Told the command line (a debug note); probes pass none. */
   onNote?: OnNote;
+  /**
+   * Descriptors criu gets as its fds 3, 4, … (for `--inherit-fd fd[3]:…`): criu fstat()s them
+   * while it parses its options, so they must be open in criu itself, not only in nvwa.
+   */
+  passFds?: readonly number[];
 }
 
 export interface CriuRun {
@@ -65,11 +70,10 @@ export async function runCriu(spec: CriuRunSpec): Promise<CriuRun> {
   spec.onNote?.(note("debug", `running ${formatArgv(spec.exe, spec.argv)}`));
   let proc: ReturnType<typeof Bun.spawn>;
   try {
+    const stdout = outPath === null ? "pipe" : Bun.file(outPath);
     proc = Bun.spawn([spec.exe, ...spec.argv], {
       env: { ...process.env, ...(spec.env ?? {}) },
-      stdin: "ignore",
-      stdout: outPath === null ? "pipe" : Bun.file(outPath),
-      stderr: "pipe",
+      ...(spec.passFds === undefined || spec.passFds.length === 0 ? { stdin: "ignore", stdout, stderr: "pipe" } : { stdio: ["ignore", stdout, "pipe", ...spec.passFds] }),
       ...(spec.outDir === undefined ? {} : { cwd: spec.outDir }),
     });
   } catch (e) {
