@@ -80,9 +80,9 @@ export async function rehearseChecks(config: NvwaConfig): Promise<Check[]> {
   try {
     const report = await rehearse(config, {
       onEvent: renderEngineNotes,
-      resolveService: async (unit) => {
+      describeService: async (unit) => {
         mgr ??= await SystemdManager.connect();
-        return (await mgr.serviceProperties(unit)).mainPid;
+        return mgr.serviceProperties(unit);
       },
     });
     return report.targets.map((t) =>

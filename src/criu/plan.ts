@@ -8,6 +8,7 @@ import type { NvwaConfig } from "../config/types.ts";
 import { ExitCode, NvwaError } from "../errors.ts";
 import { TARGET_NAME, type ManifestOptions } from "../state/manifest.ts";
 import { criuEnv, dumpArgv, type NetworkLock } from "./argv.ts";
+import type { JournalStream } from "./journal.ts";
 import { treeOf, type ProcInfo } from "./proc.ts";
 
 export interface CheckpointFacts {
@@ -17,6 +18,8 @@ export interface CheckpointFacts {
   servicePids: Readonly<Record<string, number>>;
   /** nvwa's own pid: a target whose tree holds it would freeze nvwa itself. */
   selfPid: number;
+  /** Each service's journal streams (src/criu/journal.ts), by unit: dumped as externals. */
+  journalStreams?: Readonly<Record<string, readonly JournalStream[]>>;
   criu: { pinMemory: boolean; networkLock?: NetworkLock; version?: string };
   /** Default false: see CRIU_FAULT in src/criu/argv.ts. */
   hardwareBreakpoints?: boolean;
@@ -35,6 +38,8 @@ export interface PlannedTarget {
   stoppedBefore: number[];
   imagesDir: string;
   shellJob: boolean;
+  /** Its journal streams (services only), named external in argv. */
+  journalStreams?: JournalStream[];
   argv: string[];
 }
 
@@ -177,6 +182,7 @@ export function planCheckpoint(config: NvwaConfig, facts: CheckpointFacts): Chec
     }
     const shellJob = needsShellJob(tree.processes, facts.processes);
     const imagesDir = join(criuDir, r.name);
+    const journalStreams = r.kind === "service" ? [...(facts.journalStreams?.[r.name] ?? [])] : [];
     targets.push({
       kind: r.kind,
       name: r.name,
@@ -190,6 +196,7 @@ export function planCheckpoint(config: NvwaConfig, facts: CheckpointFacts): Chec
       stoppedBefore: tree.processes.filter((pid) => facts.processes.get(pid)?.state === "T"),
       imagesDir,
       shellJob,
+      ...(journalStreams.length === 0 ? {} : { journalStreams }),
       argv: dumpArgv({
         pid: r.rootPid,
         imagesDir,
@@ -202,6 +209,7 @@ export function planCheckpoint(config: NvwaConfig, facts: CheckpointFacts): Chec
         pinMemory,
         ...(restore.debug ? { verbosity: 4 } : {}),
         displayStats: true,
+        ...(journalStreams.length === 0 ? {} : { externals: journalStreams.map((s) => `unix[${s.ino}]`) }),
       }),
     });
   }

@@ -76,6 +76,11 @@ export const RestoreResult = v.object({
   unit: v.string(),
   mainPid: v.pipe(v.number(), v.integer(), v.minValue(1)),
   pids: v.array(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  /**
+   * Restored stopped (a service with journal streams): the helper sends these SIGCONT once the
+   * tree is in the unit's cgroup, so journald files its first lines under the unit.
+   */
+  resume: v.optional(v.array(v.pipe(v.number(), v.integer(), v.minValue(1)))),
 });
 export type RestoreResult = v.InferOutput<typeof RestoreResult>;
 

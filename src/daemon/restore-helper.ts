@@ -101,6 +101,14 @@ export async function runRestoreHelper(opts: HelperOptions): Promise<RestoreResu
     const failures = movePidsTo(pids, cgroupDirsOf("self"));
     for (const f of failures) log.warn(`${opts.unit}: cannot move a restored process into the unit's cgroup: ${f}`);
   }
+  // Restored stopped so that its first journal lines are filed under this unit: now they are.
+  for (const pid of result.resume ?? []) {
+    try {
+      process.kill(pid, "SIGCONT");
+    } catch (e) {
+      log.warn(`${opts.unit}: cannot resume restored pid ${pid}: ${(e as Error).message}`);
+    }
+  }
 
   switch (mode) {
     case "notify":

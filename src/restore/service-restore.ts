@@ -14,6 +14,14 @@ import { readManifest, updateManifest } from "../state/manifest-file.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
 import { restoreTarget, type TargetRestoreResult } from "./restore.ts";
 
+function resume(pid: number): void {
+  try {
+    process.kill(pid, "SIGCONT");
+  } catch {
+    // gone meanwhile
+  }
+}
+
 /** Open while service restores must get through to the daemon during an update's rollback. */
 export const restoreWindow = { open: false };
 
@@ -24,12 +32,28 @@ export const restoreWindow = { open: false };
  */
 const serviceRestores = new Map<string, Promise<TargetRestoreResult>>();
 
+/**
+ * A service whose output goes to the journal is restored stopped: journald files each line under
+ * the cgroup its writer is in when it reads it, and until the helper has moved the tree that is
+ * nvwa.service's. The helper resumes it (RestoreResult.resume).
+ */
+export function restoredStopped(t: Target): boolean {
+  return (t.journalStreams?.length ?? 0) > 0;
+}
+
+/** The pids to resume after a stopped restore: the tree, minus those that were stopped before the dump. */
+export function pidsToResume(t: Target, pids: readonly number[]): number[] {
+  const keep = new Set(t.stoppedBefore);
+  return pids.filter((p) => !keep.has(p));
+}
+
 /** criu restore of one service's tree, left in the daemon's cgroup for its helper to move. Never rejects. */
 function restoreService(config: NvwaConfig, t: Target, emit: (e: ProgressEvent) => void): Promise<TargetRestoreResult> {
   const started = Date.now();
   return restoreTarget(config.server.criuDir, t.name, {
     criuExe: config.server.criuExe,
     detached: true,
+    ...(restoredStopped(t) ? { extraArgs: ["--leave-stopped"] } : {}),
     // The helper moves the tree into the unit's cgroup; criu must not recreate the old ones.
     manageCgroups: "ignore",
     onEvent: (e) => emit(fromEngine(e)),
@@ -50,7 +74,7 @@ export async function handleRestoreRequest(config: NvwaConfig, unit: string, emi
   if (r.status !== "restored") {
     throw r.error ?? new NvwaError("restore.failed", `${unit} could not be restored`, { hint: `see ${t.imagesDir}/restore.log` });
   }
-  return { unit, mainPid: r.rootPid, pids: r.pids };
+  return { unit, mainPid: r.rootPid, pids: r.pids, ...(restoredStopped(t) ? { resume: pidsToResume(t, r.pids) } : {}) };
 }
 
 /**
@@ -88,6 +112,8 @@ export async function restoreServicesThroughUnits(
           const r = await restoring;
           serviceRestores.delete(unit);
           if (failure !== undefined && r.status === "restored") {
+            // Left stopped for a helper that never came: running outside the unit beats stopped for ever.
+            if (restoredStopped(t)) for (const pid of pidsToResume(t, r.pids)) resume(pid);
             emit({
               kind: "target",
               target: t.name,

@@ -106,6 +106,23 @@ export const Target = v.object({
       }),
     ),
   ),
+  /** A service's journal streams: dumped as criu externals, given fresh ones at restore (src/criu/journal.ts). */
+  journalStreams: v.optional(
+    v.array(
+      v.object({
+        ino: v.pipe(v.number(), v.integer(), v.minValue(1)),
+        fds: v.array(v.pipe(v.number(), v.integer(), v.minValue(0))),
+        header: v.object({
+          identifier: v.string(),
+          unit: v.string(),
+          priority: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(999)),
+          levelPrefix: v.boolean(),
+          forwardToKmsg: v.boolean(),
+          forwardToConsole: v.boolean(),
+        }),
+      }),
+    ),
+  ),
   phase: v.picklist(TARGET_PHASES),
   timings: v.optional(Timings, {}),
   imageBytes: v.optional(Int),

@@ -28,11 +28,19 @@ export const SUPPORTED_TYPES: ReadonlySet<string> = new Set(["notify", "notify-r
  */
 const DUMPABLE_OUTPUT = new Set(["null", "file", "append", "truncate", "inherit"]);
 /** Outputs that are a stream socket to journald ("kmsg" goes through journald too). */
-const JOURNAL_OUTPUT = new Set(["journal", "journal+console", "kmsg", "kmsg+console", "syslog", "syslog+console"]);
+export const JOURNAL_OUTPUT: ReadonlySet<string> = new Set(["journal", "journal+console", "kmsg", "kmsg+console", "syslog", "syslog+console"]);
+
+export interface CheckServiceOptions {
+  /**
+   * Journal streams are kept: dumped as criu externals and handed back as fresh streams headed
+   * like systemd's (src/criu/journal.ts). False: refused, as nvwa did before it could.
+   */
+  journalStdio?: boolean;
+}
 
 const ENABLED = new Set(["enabled", "enabled-runtime", "alias", "indirect", "generated"]);
 
-export function checkService(p: ServiceProperties): ServiceIssue[] {
+export function checkService(p: ServiceProperties, opts: CheckServiceOptions = {}): ServiceIssue[] {
   const issues: ServiceIssue[] = [];
   const add = (code: string, severity: Severity, message: string, hint: string): void => {
     issues.push({ unit: p.unit, code, severity, message, hint });
@@ -75,7 +83,16 @@ export function checkService(p: ServiceProperties): ServiceIssue[] {
     ["StandardError", p.standardError],
   ] as const) {
     if (DUMPABLE_OUTPUT.has(value)) continue;
-    if (JOURNAL_OUTPUT.has(value)) {
+    if (JOURNAL_OUTPUT.has(value) && opts.journalStdio === true) {
+      if (p.logNamespace !== "") {
+        add(
+          "service.log-namespace",
+          "error",
+          `${p.unit} has LogNamespace=${p.logNamespace}: its ${name} stream goes to systemd-journald@${p.logNamespace}, which nothing starts before nvwa's restore`,
+          `drop LogNamespace= from ${p.unit}, or set ${name}=append:<file>`,
+        );
+      }
+    } else if (JOURNAL_OUTPUT.has(value)) {
       add(
         "service.journal-output",
         "error",

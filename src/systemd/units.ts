@@ -62,6 +62,17 @@ export interface ServiceProperties {
   remainAfterExit: boolean;
   /** Service: the cgroup path under the cgroup root, "" when none. */
   controlGroup: string;
+  /**
+   * What systemd puts in the header of the service's journal stream (execute.c
+   * connect_logger_as): SyslogIdentifier= ("" = the basename of ExecStart's binary),
+   * SyslogPriority= (facility|level), SyslogLevelPrefix=; and ExecStart's first binary.
+   */
+  syslogIdentifier: string;
+  syslogPriority: number;
+  syslogLevelPrefix: boolean;
+  execStartPath: string;
+  /** Service: LogNamespace=, "" for the main journal. */
+  logNamespace: string;
 }
 
 export const UNIT_PROPERTIES = ["LoadState", "ActiveState", "SubState", "UnitFileState", "FragmentPath"] as const;
@@ -76,6 +87,11 @@ export const SERVICE_PROPERTIES = [
   "Restart",
   "RemainAfterExit",
   "ControlGroup",
+  "SyslogIdentifier",
+  "SyslogPriority",
+  "SyslogLevelPrefix",
+  "LogNamespace",
+  "ExecStart",
 ] as const;
 
 function unexpected(unit: string, prop: string, v: DBusValue | undefined): NvwaError {
@@ -139,7 +155,19 @@ export function parseServiceProperties(unit: string, objectPath: string, unitPro
     restart: str(serviceProps, "Restart", "no"),
     remainAfterExit: bool(serviceProps, "RemainAfterExit", false),
     controlGroup: str(serviceProps, "ControlGroup", ""),
+    syslogIdentifier: str(serviceProps, "SyslogIdentifier", ""),
+    syslogPriority: typeof get(serviceProps, "SyslogPriority") === "number" ? (get(serviceProps, "SyslogPriority") as number) : 30,
+    syslogLevelPrefix: bool(serviceProps, "SyslogLevelPrefix", true),
+    execStartPath: firstExecPath(get(serviceProps, "ExecStart")),
+    logNamespace: str(serviceProps, "LogNamespace", ""),
   };
+}
+
+/** ExecStart's a(sasbttttuii): the first command's binary path, "" when there is none. */
+function firstExecPath(v: DBusValue | undefined): string {
+  if (!Array.isArray(v)) return "";
+  const first: unknown = v[0];
+  return Array.isArray(first) && typeof first[0] === "string" ? first[0] : "";
 }
 
 /** JobRemoved's result strings (systemd's job_result_to_string), plus "unknown" when seen only by polling. */

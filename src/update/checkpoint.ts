@@ -67,6 +67,7 @@ function toTarget(p: PlannedTarget): Target {
     comm: p.comm,
     imagesDir: p.imagesDir,
     shellJob: p.shellJob,
+    ...(p.journalStreams === undefined ? {} : { journalStreams: p.journalStreams }),
     tcpConnections: false,
     phase: "planned",
     timings: {},

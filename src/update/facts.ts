@@ -207,6 +207,7 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
     lock: probeLock(config.server.criuDir),
     watchdog: mergeWatchdogSettings(systemConfFiles()),
     watchdogDevices: watchdogDevices(),
-    capabilities: { journalStdio: false },
+    // Journal streams are dumped as criu externals and handed back fresh (src/criu/journal.ts).
+    capabilities: { journalStdio: true },
   };
 }

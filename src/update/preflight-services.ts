@@ -10,13 +10,12 @@ import type { ServiceProperties } from "../systemd/units.ts";
 import { fail, ok, warn, type Check } from "./preflight-types.ts";
 
 /** Pure: the [Service] lines that make a unit checkpointable, from its issues. */
-export function dropinLines(p: ServiceProperties, issues: ServiceIssue[], journalSupported: boolean): string[] {
+export function dropinLines(p: ServiceProperties, issues: ServiceIssue[]): string[] {
   const base = p.unit.replace(/\.service$/, "");
   const lines: string[] = [];
   const output = (name: "StandardOutput" | "StandardError", value: string): void => {
     const bad = issues.some((i) => (i.code === "service.journal-output" || i.code === "service.socket-output" || i.code === "service.tty-output") && i.message.includes(`${name}=${value}`));
-    const journalOk = journalSupported && value === "journal";
-    if (bad && !journalOk) lines.push(`${name}=append:/var/log/${base}.log`);
+    if (bad) lines.push(`${name}=append:/var/log/${base}.log`);
   };
   output("StandardOutput", p.standardOutput);
   output("StandardError", p.standardError);
@@ -56,11 +55,11 @@ export function checkServices(
     const title = `service ${unit}`;
     const p = props.find((s) => s.unit === unit);
     if (p === undefined) return fail(id, title, `systemd returned nothing for ${unit}`, "check the unit name in services: of nvwa-restore.yaml");
-    const issues = checkService(p).filter((i) => !(journalSupported && i.code === "service.journal-output" && (p.standardOutput === "journal" || p.standardError === "journal")));
+    const issues = checkService(p, { journalStdio: journalSupported });
     if (issues.length === 0) {
       return ok(id, title, `${p.activeState}, Type=${p.type}, MainPID=${p.mainPid}, stdout=${p.standardOutput}, stderr=${p.standardError}`);
     }
-    const lines = dropinLines(p, issues, journalSupported);
+    const lines = dropinLines(p, issues);
     const hints = issues.filter((i) => !(lines.length > 0 && (i.code === "service.journal-output" || i.code === "service.socket-output" || i.code === "service.tty-output" || i.code === "service.private-tmp"))).map((i) => i.hint);
     if (lines.length > 0) hints.push(`add a drop-in: ${dropinCommand(unit, lines, systemdEtc)}`);
     const detail = issues.map((i) => i.message).join("; ");

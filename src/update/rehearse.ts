@@ -21,6 +21,8 @@ import { ignoreEvents, type OnEvent, type ResumeHow } from "../criu/events.ts";
 import { gatherCheckpointFacts } from "../criu/facts.ts";
 import { planCheckpoint, type PlanProblem } from "../criu/plan.ts";
 import { probeCriu, type CriuCapabilities } from "../criu/probe.ts";
+import { serviceRootPid } from "../systemd/service-root.ts";
+import type { ServiceProperties } from "../systemd/units.ts";
 
 export const REHEARSAL_DIR = ".rehearsal";
 
@@ -55,8 +57,10 @@ export interface RehearsalReport {
 }
 
 export interface RehearseOptions {
-  /** MainPID of a configured service (0: not running). Required when services are configured. */
+  /** MainPID of a configured service (0: not running). Required when services are configured, unless describeService is given. */
   resolveService?: (unit: string) => Promise<number>;
+  /** What systemd says of a configured service: its main pid and, for journal output, its streams' headers. */
+  describeService?: (unit: string) => Promise<ServiceProperties>;
   /** Reuse an earlier probe. */
   caps?: CriuCapabilities;
   onEvent?: OnEvent;
@@ -79,8 +83,22 @@ export async function rehearse(config: NvwaConfig, opts: RehearseOptions = {}): 
   try {
     const caps = opts.caps ?? (await probeCriu(config.server.criuExe, { hardwareBreakpoints: opts.hardwareBreakpoints ?? false }));
     const servicePids: Record<string, number> = {};
+    const described: ServiceProperties[] = [];
     for (const unit of config.restore.services) {
-      servicePids[unit] = opts.resolveService ? await opts.resolveService(unit) : 0;
+      if (opts.describeService) {
+        const p = await opts.describeService(unit);
+        described.push(p);
+        // A unit with no process to dump: 0, which the plan reports by name.
+        servicePids[unit] = (() => {
+          try {
+            return serviceRootPid(p);
+          } catch {
+            return 0;
+          }
+        })();
+      } else {
+        servicePids[unit] = opts.resolveService ? await opts.resolveService(unit) : 0;
+      }
     }
     ensurePrivateDir(dir, emit);
     const rehearsalConfig: NvwaConfig = { ...config, server: { ...config.server, criuDir: dir } };
@@ -94,7 +112,7 @@ export async function rehearse(config: NvwaConfig, opts: RehearseOptions = {}): 
     ];
     const targets: RehearsalTarget[] = [];
     for (const w of wanted) {
-      const plan = planCheckpoint(one(w.kind, w.name), gatherCheckpointFacts(caps, servicePids, opts.hardwareBreakpoints ?? false));
+      const plan = planCheckpoint(one(w.kind, w.name), gatherCheckpointFacts(caps, servicePids, opts.hardwareBreakpoints ?? false, described));
       const planned = plan.targets[0];
       const problem = plan.problems[0];
       if (problem !== undefined || planned === undefined) {

@@ -85,7 +85,7 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     // requirePreflight ran `criu check` and refuses on failure; only the capabilities are new here.
     const caps = await probeCriu(criuExe, { skipCheck: true });
     const servicePids = Object.fromEntries([...services].map(([u, p]) => [u, serviceRootPid(p)]));
-    const plan: CheckpointPlan = planCheckpoint(config, gatherCheckpointFacts(caps, servicePids));
+    const plan: CheckpointPlan = planCheckpoint(config, gatherCheckpointFacts(caps, servicePids, false, services.values()));
     assertPlanOk(plan);
 
     const from = release();

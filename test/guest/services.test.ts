@@ -2,7 +2,9 @@
  * The service types besides notify across a real kernel upgrade (Debian 6.1 → 6.12) in a QEMU
  * guest: Type=simple, Type=forking (PIDFile=) and Type=oneshot with RemainAfterExit=yes whose
  * ExecStart leaves a counter running; then `nvwa init` clearing a stray drop-in and a loaded
- * kernel. One boot pair checks all of it (TCG boots are slow).
+ * kernel; and a service with no output setting (journal streams, as distributions ship units)
+ * that also logs through syslog(3), whose lines continue under its unit after the jump. One boot
+ * pair checks all of it (TCG boots are slow).
  */
 import { beforeAll, expect, test } from "bun:test";
 import { failureReport, ROOT, runScenario } from "./scenarios.ts";
@@ -31,15 +33,22 @@ test("services: simple, forking and oneshot come back under systemd after a fast
   }
   expect(r.results["svc-oneshot_state"]).toBe("active/exited");
   expect((r.results["svc-oneshot_cgroup"] ?? "").split(" ")).toContain(r.results["svc-oneshot_pid_before"] ?? "none");
+  // A service with journal output, as shipped: its stdout and syslog lines continue under its unit (#13).
+  expect(r.results["svc-journal_pid_before"]).toMatch(/^\d+$/);
+  expect(r.results.journal_check).toStartWith("ok ");
+  expect(r.results.journal_check).toContain(`pids [${r.results["svc-journal_pid_before"]}]`);
+  expect(r.results.journal_check).toContain("transports [stdout, syslog]");
+  expect(r.results.journal_under_nvwa).toBe("0");
   expect(r.results.init).toContain("foo.service.d/nvwa-restore.conf");
   expect(r.results.init).toContain("the kernel loaded for kexec");
   expect(r.results.init2).toStartWith("nothing to remove");
   const s = r.nvwaStatus as StatusJson;
   expect(s.kernelTo).toBe(r.kernels.new);
-  expect(s.targets.map((t) => t.name).sort()).toEqual(["svc-forking.service", "svc-oneshot.service", "svc-simple.service"]);
+  expect(s.targets.map((t) => t.name).sort()).toEqual(["svc-forking.service", "svc-journal.service", "svc-oneshot.service", "svc-simple.service"]);
   for (const t of s.targets) {
     expect(t.phase).toBe("restored");
     expect(t.downtimeMs).toBeGreaterThan(0);
   }
+  process.stdout.write(`svc-journal: ${r.results.journal_check}\n`);
   process.stdout.write(`services downtimes: ${s.targets.map((t) => `${t.name} ${t.downtimeMs} ms`).join(", ")}\n`);
 }, 1_800_000);

@@ -61,6 +61,18 @@ function config(pids: number[], services: string[] = [], o: Partial<NvwaConfig["
 }
 
 describe("planCheckpoint", () => {
+  test("a service's journal streams are named external in its dump and kept in the plan; bare pids get none", () => {
+    const header = { identifier: "redis-server", unit: "redis.service", priority: 30, levelPrefix: true, forwardToKmsg: false, forwardToConsole: false };
+    const stream = { ino: 900, fds: [1, 2], header };
+    const plan = planCheckpoint(config([201], ["redis.service"]), facts({ journalStreams: { "redis.service": [stream] } }));
+    const svc = plan.targets.find((t) => t.kind === "service");
+    expect(svc?.journalStreams).toEqual([stream]);
+    expect(svc?.argv.join(" ")).toContain("--ext-unix-sk");
+    expect(svc?.argv.join(" ")).toContain("--external unix[900]");
+    const pid = plan.targets.find((t) => t.kind === "pid");
+    expect(pid?.journalStreams).toBeUndefined();
+    expect(pid?.argv).not.toContain("--external");
+  });
   test("a service's tree: every process and thread, its own session → no --shell-job", () => {
     const plan = planCheckpoint(config([], ["redis.service"]), facts());
     expect(plan.problems).toEqual([]);

@@ -266,6 +266,11 @@ describe("services", () => {
     restart: "always",
     remainAfterExit: false,
     controlGroup: "/system.slice/redis.service",
+    syslogIdentifier: "",
+    syslogPriority: 30,
+    syslogLevelPrefix: true,
+    execStartPath: "/usr/bin/redis-server",
+    logNamespace: "",
     ...over,
   });
 

@@ -21,6 +21,11 @@ function svc(over: Partial<ServiceProperties> = {}): ServiceProperties {
     restart: "always",
     remainAfterExit: false,
     controlGroup: "/system.slice/redis.service",
+    syslogIdentifier: "",
+    syslogPriority: 30,
+    syslogLevelPrefix: true,
+    execStartPath: "/usr/bin/redis-server",
+    logNamespace: "",
     ...over,
   };
 }

@@ -42,6 +42,16 @@ function props(over: Record<string, DBusValue> = {}): [Map<string, DBusValue>, M
 }
 
 describe("parseServiceProperties", () => {
+  test("the journal stream's header values and ExecStart's binary", () => {
+    const [u, s] = props({
+      SyslogIdentifier: new Variant("s", "kv"),
+      SyslogPriority: new Variant("i", 27),
+      SyslogLevelPrefix: new Variant("b", false),
+      LogNamespace: new Variant("s", "edge"),
+      ExecStart: new Variant("a(sasbttttuii)", [["/usr/bin/redis-server", ["redis-server", "/etc/redis.conf"], false, 0n, 0n, 0n, 0n, 0, 0, 0]]),
+    });
+    expect(parseServiceProperties("redis-server.service", "/p", u, s)).toMatchObject({ syslogIdentifier: "kv", syslogPriority: 27, syslogLevelPrefix: false, logNamespace: "edge", execStartPath: "/usr/bin/redis-server" });
+  });
   test("reads the values out of their variants", () => {
     const [u, s] = props();
     expect(parseServiceProperties("redis-server.service", "/p", u, s)).toEqual({
@@ -62,6 +72,11 @@ describe("parseServiceProperties", () => {
       restart: "always",
       remainAfterExit: false,
       controlGroup: "/system.slice/redis-server.service",
+      syslogIdentifier: "",
+      syslogPriority: 30,
+      syslogLevelPrefix: true,
+      execStartPath: "",
+      logNamespace: "",
     });
   });
 

@@ -129,6 +129,11 @@ export async function standInSystemd(bus: TestBus, opts: StandInOptions): Promis
         Restart: ["s", "always"],
         RemainAfterExit: ["b", false],
         ControlGroup: ["s", "/system.slice/redis.service"],
+        SyslogIdentifier: ["s", ""],
+        SyslogPriority: ["i", 30],
+        SyslogLevelPrefix: ["b", true],
+        LogNamespace: ["s", ""],
+        ExecStart: ["a(sasbttttuii)", [["/usr/bin/redis-server", ["/usr/bin/redis-server", "/etc/redis/redis.conf"], false, 0n, 0n, 0n, 0n, 0, 0, 0]]],
       },
     ],
   ]);

@@ -4,6 +4,9 @@
 #   svc-simple   Type=simple            (the counter is the main process)
 #   svc-forking  Type=forking, PIDFile= (a double-forking daemon)
 #   svc-oneshot  Type=oneshot, RemainAfterExit=yes, its ExecStart leaves the counter running
+#   svc-journal  Type=simple with no output setting (stdout and stderr: a stream to the journal)
+#                that counts on stdout and through syslog(3); after the jump its lines continue
+#                in `journalctl -b -u svc-journal`, from the same pid, filed under its unit
 # and `nvwa update --fast <new kernel>` (the direct jump: sync + reboot(LINUX_REBOOT_CMD_KEXEC)
 # behind nvwa's guard, no orderly shutdown; the upgrade scenario covers the orderly one) with
 # services: those three, pids: none. svc-forking and
@@ -67,9 +70,16 @@ case $boot in
 	cgroup_pids svc-oneshot.service >"$W/svc-oneshot.pid"
 	[[ $(wc -l <"$W/svc-oneshot.pid") == 1 ]] || guest_fail "svc-oneshot's cgroup holds '$(cat "$W/svc-oneshot.pid")', expected one counter"
 	for u in "${UNITS[@]}"; do guest_result "${u%.service}_pid_before" "$(cat "$W/${u%.service}.pid")"; done
+	high_pids 34500
+	systemctl start svc-journal.service
+	guest_wait 30 sh -c 'journalctl -u svc-journal.service -o cat | grep -qx "tick 5"' || guest_fail "svc-journal's ticks do not reach the journal: $(journalctl -u svc-journal.service -o cat | tail -3)"
+	systemctl show -p MainPID --value svc-journal.service >"$W/svc-journal.pid"
+	guest_result svc-journal_pid_before "$(cat "$W/svc-journal.pid")"
+	readlink "/proc/$(cat "$W/svc-journal.pid")/fd/1" >"$NVWA_RESULTS/svc-journal-fd1.txt"
 
-	write_services_config "${UNITS[@]}"
+	write_services_config "${UNITS[@]}" svc-journal.service
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
+	guest_result journal_tick_before "$(journalctl -u svc-journal.service -o cat | grep '^tick ' | tail -1)"
 	ON_UPDATE_FAIL=collect guest_update --fast "$KVER_NEW"
 	;;
 2)
@@ -105,6 +115,36 @@ case $boot in
 	done
 	((${#fails[@]} == 0)) || guest_fail "$(printf '%s; ' "${fails[@]}")"
 	for u in "${UNITS[@]}"; do assert_continuous "${u%.service}"; done
+
+	# svc-journal: the same process, active under its unit, its stdout and syslog lines going on in
+	# this boot's journal under the unit, continuing the count from before the jump.
+	jpid=$(cat "$W/svc-journal.pid")
+	[[ $(systemctl show -p MainPID --value svc-journal.service) == "$jpid" ]] || guest_fail "svc-journal: MainPID is $(systemctl show -p MainPID --value svc-journal.service), not $jpid"
+	[[ $(systemctl show -p SubState --value svc-journal.service) == running ]] || guest_fail "svc-journal is $(systemctl show -p SubState --value svc-journal.service)"
+	guest_wait 30 sh -c "journalctl -b -u svc-journal.service -o cat | grep -c '^tick ' | grep -qvx '[0-4]'" || guest_fail "svc-journal: fewer than 5 ticks under its unit after the jump: $(journalctl -b -u svc-journal.service -o cat | tail -5)"
+	journalctl -b -u svc-journal.service -o json --no-pager >"$NVWA_RESULTS/svc-journal.json"
+	journalctl -b "_PID=$jpid" _SYSTEMD_UNIT=nvwa.service -o cat --no-pager >"$NVWA_RESULTS/svc-journal-under-nvwa.txt" || true
+	guest_result journal_check "$(python3 - "$NVWA_RESULTS/svc-journal.json" "$jpid" "$(journalctl -b -1 -u svc-journal.service -o cat 2>/dev/null | grep '^tick ' | tail -1)" <<'PY'
+import json, sys
+path, pid, last_before = sys.argv[1], sys.argv[2], sys.argv[3]
+ticks, syss, pids, transports = [], [], set(), set()
+for line in open(path):
+    e = json.loads(line)
+    m = e.get("MESSAGE")
+    if not isinstance(m, str):
+        continue
+    if m.startswith("tick "):
+        ticks.append(int(m[5:])); pids.add(e.get("_PID")); transports.add(e.get("_TRANSPORT"))
+    elif m.startswith("sys "):
+        syss.append(int(m[4:])); pids.add(e.get("_PID")); transports.add(e.get("_TRANSPORT"))
+before = int(last_before.split()[1]) if last_before.startswith("tick ") else 0
+ok = (len(ticks) >= 5 and ticks == list(range(ticks[0], ticks[0] + len(ticks))) and ticks[0] > max(before, 1)
+      and len(syss) >= 5 and syss == list(range(syss[0], syss[0] + len(syss))) and syss[0] > 1 and pids == {pid})
+print(f"{'ok' if ok else 'BAD'} ticks {ticks[0] if ticks else None}..{ticks[-1] if ticks else None} ({len(ticks)}) sys {syss[0] if syss else None}..{syss[-1] if syss else None} ({len(syss)}) last in the old boot's journal {before} pids [{', '.join(sorted(p for p in pids if p))}] transports [{', '.join(sorted(t for t in transports if t))}]")
+PY
+)"
+	grep -q "^journal_check=ok " "$NVWA_RESULTS/result.env" || guest_fail "svc-journal's journal lines after the jump: $(grep journal_check "$NVWA_RESULTS/result.env")"
+	guest_result journal_under_nvwa "$(wc -l <"$NVWA_RESULTS/svc-journal-under-nvwa.txt")"
 	assert_no_dropins
 	guest_mark services-checked
 
