@@ -13,6 +13,7 @@ import {
   PROPERTIES_IFACE,
   SERVICE_IFACE,
   SERVICE_PROPERTIES,
+  SANDBOX_PROPERTIES,
   SYSTEMD_BUS_NAME,
   UNIT_IFACE,
   UNIT_PROPERTIES,
@@ -150,11 +151,19 @@ export class SystemdManager {
     );
     const serviceProps = new Map<string, DBusValue>();
     if (unitProps.get("LoadState") === "loaded") {
-      await Promise.all(
-        SERVICE_PROPERTIES.map(async (p) => {
+      await Promise.all([
+        ...SERVICE_PROPERTIES.map(async (p) => {
           serviceProps.set(p, await this.getProperty(path, SERVICE_IFACE, p));
         }),
-      );
+        // Each tolerated missing: an older systemd lacks some, and they only name what a refusal says.
+        ...SANDBOX_PROPERTIES.map(async (p) => {
+          try {
+            serviceProps.set(p, await this.getProperty(path, SERVICE_IFACE, p));
+          } catch {
+            // not known to this systemd
+          }
+        }),
+      ]);
     } else {
       // A unit that is not loaded has no Service values worth reading; preflight reports LoadState.
       for (const [k, v] of Object.entries({ Type: "", MainPID: 0, StandardOutput: "", StandardError: "", PrivateTmp: false })) {

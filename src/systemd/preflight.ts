@@ -36,6 +36,8 @@ export interface CheckServiceOptions {
    * like systemd's (src/criu/journal.ts). False: refused, as nvwa did before it could.
    */
   journalStdio?: boolean;
+  /** The namespaces the service's main process does not share with nvwa (mnt, net, …). */
+  ownNamespaces?: readonly string[];
 }
 
 const ENABLED = new Set(["enabled", "enabled-runtime", "alias", "indirect", "generated"]);
@@ -115,7 +117,16 @@ export function checkService(p: ServiceProperties, opts: CheckServiceOptions = {
       );
     }
   }
-  if (p.privateTmp) {
+  const own = opts.ownNamespaces ?? [];
+  if (own.length > 0) {
+    const settings = p.sandbox.length > 0 ? `, set up by ${p.sandbox.join(", ")}` : "";
+    add(
+      "service.own-namespace",
+      "error",
+      `${p.unit} runs in ${own.length === 1 ? "a namespace" : "namespaces"} of its own (${own.join(", ")}${settings}): criu would save ${own.length === 1 ? "it" : "them"} with the process, and the restore after the jump cannot rebuild what systemd built for the unit`,
+      `nvwa does not keep sandboxed units yet: leave ${p.unit} out of services:, or (weakening its sandbox) turn those settings off in a drop-in (systemctl edit ${p.unit}) and restart it`,
+    );
+  } else if (p.privateTmp) {
     add(
       "service.private-tmp",
       "error",

@@ -73,6 +73,62 @@ export interface ServiceProperties {
   execStartPath: string;
   /** Service: LogNamespace=, "" for the main journal. */
   logNamespace: string;
+  /**
+   * The unit's sandboxing settings that are on ("PrivateTmp=yes", "ProtectSystem=full", …): the
+   * ones that give its processes namespaces of their own (systemd's namespace.c). Read apart,
+   * each tolerated missing (older systemd), so a long list costs no unit its other checks.
+   */
+  sandbox: string[];
+}
+
+/**
+ * Settings that make systemd set up a mount namespace (or another namespace) for the unit
+ * (src/core/namespace.c setup_namespace, exec_needs_*_namespace in execute.c).
+ */
+export const SANDBOX_PROPERTIES = [
+  "PrivateTmp",
+  "PrivateDevices",
+  "PrivateNetwork",
+  "PrivateIPC",
+  "PrivateUsers",
+  "PrivateMounts",
+  "ProtectSystem",
+  "ProtectHome",
+  "ProtectKernelTunables",
+  "ProtectKernelModules",
+  "ProtectKernelLogs",
+  "ProtectControlGroups",
+  "ProtectHostname",
+  "ProtectClock",
+  "ProtectProc",
+  "ProcSubset",
+  "ReadWritePaths",
+  "ReadOnlyPaths",
+  "InaccessiblePaths",
+  "ExecPaths",
+  "NoExecPaths",
+  "TemporaryFileSystem",
+  "BindPaths",
+  "BindReadOnlyPaths",
+  "RootDirectory",
+  "RootImage",
+  "NetworkNamespacePath",
+  "DynamicUser",
+] as const;
+
+/** String settings' values that mean "off" (systemd's defaults). */
+const SANDBOX_OFF: Readonly<Record<string, string>> = { ProtectSystem: "no", ProtectHome: "no", ProtectProc: "default", ProcSubset: "all" };
+
+/** Pure: "Name=value" for each sandboxing setting that is on (a true boolean, a non-default string, a non-empty list). */
+export function sandboxSettings(values: ReadonlyMap<string, DBusValue>): string[] {
+  const out: string[] = [];
+  for (const name of SANDBOX_PROPERTIES) {
+    const v = unwrap(values.get(name));
+    if (v === true) out.push(`${name}=yes`);
+    else if (typeof v === "string" && v !== "" && v !== (SANDBOX_OFF[name] ?? "")) out.push(`${name}=${v}`);
+    else if (Array.isArray(v) && v.length > 0) out.push(`${name}=${v.map((x) => (Array.isArray(x) ? String(x[0]) : String(x))).join(" ")}`);
+  }
+  return out;
 }
 
 export const UNIT_PROPERTIES = ["LoadState", "ActiveState", "SubState", "UnitFileState", "FragmentPath"] as const;
@@ -160,6 +216,7 @@ export function parseServiceProperties(unit: string, objectPath: string, unitPro
     syslogLevelPrefix: bool(serviceProps, "SyslogLevelPrefix", true),
     execStartPath: firstExecPath(get(serviceProps, "ExecStart")),
     logNamespace: str(serviceProps, "LogNamespace", ""),
+    sandbox: sandboxSettings(serviceProps as ReadonlyMap<string, DBusValue>),
   };
 }
 

@@ -107,6 +107,8 @@ export interface Facts {
   /** undefined: systemd could not be asked (servicesProbeError says why); reported as unchecked. */
   services?: ServiceProperties[];
   servicesProbeError?: string;
+  /** By unit: the namespaces (mnt, net, …) its main process does not share with nvwa. */
+  serviceNamespaces?: Record<string, string[]>;
   criuDir: CriuDirFacts;
   lock: LockFacts;
   watchdog: WatchdogSettings;

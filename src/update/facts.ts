@@ -6,7 +6,7 @@
 import { readTextOrNull } from "../read-text.ts";
 import { snapshotProcesses, treeOf } from "../criu/proc.ts";
 import { serviceRootPid } from "../systemd/service-root.ts";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { currentArch, type Arch } from "../../ffi/arch.ts";
 import type { NvwaConfig } from "../config/types.ts";
@@ -138,6 +138,26 @@ export interface ProbeOptions {
   modulesDir?: string;
 }
 
+const NAMESPACES = ["mnt", "net", "uts", "ipc", "pid", "user", "cgroup"] as const;
+
+function nsLink(pid: number | "self", ns: string): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${ns}`);
+  } catch {
+    return null;
+  }
+}
+
+/** The namespaces pid does not share with this process (criu runs from here); none when unreadable. */
+function ownNamespaces(pid: number): string[] {
+  if (pid <= 0) return [];
+  return NAMESPACES.filter((ns) => {
+    const theirs = nsLink(pid, ns);
+    const ours = nsLink("self", ns);
+    return theirs !== null && ours !== null && theirs !== ours;
+  });
+}
+
 /** A service's tree root for memory accounting; 0 when it has none (preflight reports that). */
 function rootOrZero(p: ServiceProperties): number {
   try {
@@ -201,7 +221,13 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
     kernel: opts.version ? probeKernel(opts.version, arch, opts.bootDir, opts.modulesDir) : null,
     criu: opts.skipCriuCheck ? null : probeCriuCheck(config.server.criuExe),
     pids: probePids(config.restore.pids),
-    ...(services === undefined ? {} : { services, serviceTrees: probePids(services.map(rootOrZero).filter((p) => p > 0)) }),
+    ...(services === undefined
+      ? {}
+      : {
+          services,
+          serviceTrees: probePids(services.map(rootOrZero).filter((p) => p > 0)),
+          serviceNamespaces: Object.fromEntries(services.map((p) => [p.unit, ownNamespaces(rootOrZero(p))])),
+        }),
     ...(servicesProbeError === undefined ? {} : { servicesProbeError }),
     criuDir: probeCriuDir(config.server.criuDir),
     lock: probeLock(config.server.criuDir),

@@ -38,6 +38,7 @@ export function checkServices(
   systemdEtc: string,
   journalSupported = false,
   probeError?: string,
+  namespaces: Readonly<Record<string, readonly string[]>> = {},
 ): Check[] {
   if (units.length === 0) return [];
   if (props === undefined) {
@@ -55,7 +56,7 @@ export function checkServices(
     const title = `service ${unit}`;
     const p = props.find((s) => s.unit === unit);
     if (p === undefined) return fail(id, title, `systemd returned nothing for ${unit}`, "check the unit name in services: of nvwa-restore.yaml");
-    const issues = checkService(p, { journalStdio: journalSupported });
+    const issues = checkService(p, { journalStdio: journalSupported, ownNamespaces: namespaces[unit] ?? [] });
     if (issues.length === 0) {
       return ok(id, title, `${p.activeState}, Type=${p.type}, MainPID=${p.mainPid}, stdout=${p.standardOutput}, stderr=${p.standardError}`);
     }

@@ -184,7 +184,7 @@ function checkTargets(f: Facts, config: NvwaConfig): Check[] {
       out.push(ok(id, title, `${p.comm} is running; ${p.treePids.length} process(es) in its tree, ${humanBytes(p.rssBytes)} resident`));
     }
   }
-  out.push(...checkServices(config.restore.services, f.services, config.server.systemdEtc, f.capabilities.journalStdio, f.servicesProbeError));
+  out.push(...checkServices(config.restore.services, f.services, config.server.systemdEtc, f.capabilities.journalStdio, f.servicesProbeError, f.serviceNamespaces));
   if (config.restore.pids.length === 0 && config.restore.services.length === 0) {
     out.push(warn("targets", "targets", "no pids or services are configured: an update would only switch kernels", "list them in nvwa-restore.yaml (pids:, services:)"));
   }

@@ -39,6 +39,9 @@ test("services: simple, forking and oneshot come back under systemd after a fast
   expect(r.results.journal_check).toContain(`pids [${r.results["svc-journal_pid_before"]}]`);
   expect(r.results.journal_check).toContain("transports [stdout, syslog]");
   expect(r.results.journal_under_nvwa).toBe("0");
+  // Debian's stock redis-server.service: refused in preflight, naming its namespace and settings.
+  expect(r.results.stock_redis).toMatch(/^fail redis-server\.service runs in (a namespace|namespaces) of its own \(mnt[a-z, ]*, set up by /);
+  expect(r.results.stock_redis).toContain("PrivateTmp=yes");
   expect(r.results.init).toContain("foo.service.d/nvwa-restore.conf");
   expect(r.results.init).toContain("the kernel loaded for kexec");
   expect(r.results.init2).toStartWith("nothing to remove");
@@ -50,5 +53,6 @@ test("services: simple, forking and oneshot come back under systemd after a fast
     expect(t.downtimeMs).toBeGreaterThan(0);
   }
   process.stdout.write(`svc-journal: ${r.results.journal_check}\n`);
+  process.stdout.write(`stock redis-server.service: ${r.results.stock_redis}\n`);
   process.stdout.write(`services downtimes: ${s.targets.map((t) => `${t.name} ${t.downtimeMs} ms`).join(", ")}\n`);
 }, 1_800_000);

@@ -6,34 +6,23 @@ import { describe, expect, test } from "bun:test";
 import { headerFor, journalStreamsOf, socketInode } from "../../src/criu/journal.ts";
 import { checkService } from "../../src/systemd/preflight.ts";
 import type { ServiceProperties } from "../../src/systemd/units.ts";
+import { serviceProps } from "../lib/service-props.ts";
 
-function svc(over: Partial<ServiceProperties> = {}): ServiceProperties {
-  return {
+/** A Type=simple counter whose output goes to the journal (systemd's default). */
+const svc = (over: Partial<ServiceProperties> = {}): ServiceProperties =>
+  serviceProps({
     unit: "counter.service",
     objectPath: "/org/freedesktop/systemd1/unit/counter_2eservice",
-    loadState: "loaded",
-    activeState: "active",
-    subState: "running",
-    unitFileState: "enabled",
     fragmentPath: "/etc/systemd/system/counter.service",
     type: "simple",
     mainPid: 4242,
     standardOutput: "journal",
-    standardError: "inherit",
-    privateTmp: false,
     notifyAccess: "none",
-    pidFile: "",
     restart: "no",
-    remainAfterExit: false,
     controlGroup: "/system.slice/counter.service",
-    syslogIdentifier: "",
-    syslogPriority: 30,
-    syslogLevelPrefix: true,
     execStartPath: "/usr/bin/python3",
-    logNamespace: "",
     ...over,
-  };
-}
+  });
 
 describe("journalStreamsOf", () => {
   test("the default (StandardOutput=journal, StandardError=inherit): one stream on fds 1 and 2", () => {
@@ -76,5 +65,20 @@ describe("preflight of journal output", () => {
   });
   test("a socket or fd output is still refused", () => {
     expect(codes(svc({ standardOutput: "socket" }), true)).toEqual(["service.socket-output"]);
+  });
+});
+
+describe("a service in namespaces of its own (Debian's sandboxed units)", () => {
+  test("refused before anything is frozen, naming the namespaces and the settings that made them", () => {
+    const p = svc({ unit: "redis-server.service", privateTmp: true, sandbox: ["PrivateTmp=yes", "PrivateDevices=yes", "ProtectSystem=strict", "ReadWritePaths=-/var/lib/redis"] });
+    const issues = checkService(p, { journalStdio: true, ownNamespaces: ["mnt"] });
+    expect(issues.map((i) => i.code)).toEqual(["service.own-namespace"]);
+    expect(issues[0]?.message).toBe(
+      "redis-server.service runs in a namespace of its own (mnt, set up by PrivateTmp=yes, PrivateDevices=yes, ProtectSystem=strict, ReadWritePaths=-/var/lib/redis): criu would save it with the process, and the restore after the jump cannot rebuild what systemd built for the unit",
+    );
+    expect(issues[0]?.hint).toContain("systemctl edit redis-server.service");
+  });
+  test("no namespace of its own: PrivateTmp= alone (a unit not running yet) is still refused by its own rule", () => {
+    expect(checkService(svc({ privateTmp: true }), { journalStdio: true, ownNamespaces: [] }).map((i) => i.code)).toEqual(["service.private-tmp"]);
   });
 });

@@ -1,3 +1,4 @@
+import { sandboxSettings } from "../../src/systemd/units.ts";
 import { describe, expect, test } from "bun:test";
 import { Variant, type DBusValue } from "../../src/systemd/dbus-wire.ts";
 import { parseServiceProperties, unitObjectPath } from "../../src/systemd/units.ts";
@@ -77,6 +78,7 @@ describe("parseServiceProperties", () => {
       syslogLevelPrefix: true,
       execStartPath: "",
       logNamespace: "",
+      sandbox: [],
     });
   });
 
@@ -104,4 +106,19 @@ describe("parseServiceProperties", () => {
     expect(p.pidFile).toBe("");
     expect(p.remainAfterExit).toBe(false);
   });
+});
+
+test("sandboxSettings: the settings that are on, as Name=value", () => {
+  const m = new Map<string, DBusValue>([
+    ["PrivateTmp", new Variant("b", true)],
+    ["PrivateNetwork", new Variant("b", false)],
+    ["ProtectSystem", new Variant("s", "full")],
+    ["ProtectHome", new Variant("s", "no")],
+    ["ProtectProc", new Variant("s", "default")],
+    ["ProcSubset", new Variant("s", "all")],
+    ["ReadWritePaths", new Variant("as", ["-/var/lib/redis", "-/var/log/redis"])],
+    ["ReadOnlyPaths", new Variant("as", [])],
+    ["BindPaths", new Variant("a(ssbt)", [["/srv/a", "/a", false, 0n]])],
+  ]);
+  expect(sandboxSettings(m)).toEqual(["PrivateTmp=yes", "ProtectSystem=full", "ReadWritePaths=-/var/lib/redis -/var/log/redis", "BindPaths=/srv/a"]);
 });

@@ -79,6 +79,19 @@ case $boot in
 
 	write_services_config "${UNITS[@]}" svc-journal.service
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
+	# Debian's own redis-server.service, unmodified, is sandboxed (PrivateTmp, ProtectSystem, …: a
+	# mount namespace of its own): nvwa check refuses it by name, with those settings, before
+	# anything is frozen.
+	systemctl start redis-server.service || guest_fail "Debian's redis-server.service did not start"
+	mkdir -p /run/stock-cfg
+	cp /etc/nvwa/nvwa-server.yaml /run/stock-cfg/
+	printf 'services:\n  - redis-server.service\n' >/run/stock-cfg/nvwa-restore.yaml
+	chmod 600 /run/stock-cfg/*
+	! nvwa check --config-dir /run/stock-cfg --json >"$NVWA_RESULTS/check-stock-redis.json" 2>&1 || guest_fail "nvwa check accepted Debian's sandboxed redis-server.service"
+	guest_result stock_redis "$(python3 -c 'import json,sys
+r = [c for c in json.load(open(sys.argv[1]))["checks"] if c["id"] == "service.redis-server.service"][0]
+print(r["status"], r["detail"])' "$NVWA_RESULTS/check-stock-redis.json")"
+	systemctl stop redis-server.service
 	guest_result journal_tick_before "$(journalctl -u svc-journal.service -o cat | grep '^tick ' | tail -1)"
 	ON_UPDATE_FAIL=collect guest_update --fast "$KVER_NEW"
 	;;
