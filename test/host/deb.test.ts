@@ -32,6 +32,7 @@ import { APT_KEY_FILE, APT_SOURCES_FILE, maintainerScripts, sourcesText } from "
 import { KEY_FILE, fingerprintsOf } from "../../build/rpm-plan.ts";
 import type { SigningKey } from "../../build/rpm-gpg.ts";
 import { snapshot as treeSnapshot } from "../lib/tree-snapshot.ts";
+import { ok, run, sha256, type Result } from "../lib/commands.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BUN = process.execPath;
@@ -51,11 +52,6 @@ const DOC_AS_RPM: Record<string, string[]> = {
   "/usr/share/doc/nvwa/copyright": [`/usr/share/licenses/nvwa-${VERSION}/LICENSE`],
 };
 
-interface Result {
-  code: number;
-  /** stdout then stderr. */
-  out: string;
-}
 
 let work: string;
 let pkg: PackageResult;
@@ -65,20 +61,8 @@ let baseRepo: string; // the test-only packages
 let testKey: { home: string; fpr: string; passFile: string; keyFile: string };
 const SLOW = 120_000;
 
-function run(argv: string[], env: Record<string, string> = {}, cwd?: string): Result {
-  const p = Bun.spawnSync(argv, { env: { ...process.env, LC_ALL: "C", ...env }, stdout: "pipe", stderr: "pipe", ...(cwd === undefined ? {} : { cwd }) });
-  return { code: p.exitCode ?? -1, out: p.stdout.toString() + p.stderr.toString() };
-}
 
-function ok(argv: string[], env: Record<string, string> = {}, cwd?: string): string {
-  const r = run(argv, env, cwd);
-  if (r.code !== 0) throw new Error(`${argv.join(" ")} failed (exit ${r.code}):\n${r.out}`);
-  return r.out;
-}
 
-function sha256(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
-}
 
 /** `perms owner` per path, from `dpkg-deb -c` or `tar -tvzf` ("./usr/" and "usr/" are both "/usr"). */
 function tarListing(text: string): Map<string, string> {

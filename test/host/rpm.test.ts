@@ -20,7 +20,6 @@
  * erased), in file order.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import {
   chmodSync, copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync,
 } from "node:fs";
@@ -31,18 +30,13 @@ import { RESTORE_DEFAULTS, SERVER_DEFAULTS } from "../../src/config/types.ts";
 import { packageAll } from "../../build/package.ts";
 import { KEY_FILE, fingerprintsOf, repoFileText } from "../../build/rpm-plan.ts";
 import { snapshot as treeSnapshot } from "../lib/tree-snapshot.ts";
+import { ok as okCmd, run as runCmd, sha256, type Result } from "../lib/commands.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BUN = process.execPath;
 const VERSION = ((await Bun.file(join(ROOT, "package.json")).json()) as { version: string }).version;
 const X64 = `nvwa-${VERSION}-1.x86_64.rpm`;
 const ARM = `nvwa-${VERSION}-1.aarch64.rpm`;
-
-interface Result {
-  code: number;
-  /** stdout then stderr. */
-  out: string;
-}
 
 /** Everything the package owns, and nothing else. */
 const PACKAGED = [
@@ -73,20 +67,11 @@ function expectClean(r: Result, what: string, warnings: string[] = []): void {
   expect({ what, code: r.code, said }).toEqual({ what, code: 0, said: warnings });
 }
 
-function run(argv: string[], env: Record<string, string> = {}, cwd?: string): Result {
-  const p = Bun.spawnSync(argv, { env: { ...process.env, HOME: home, LC_ALL: "C", ...env }, stdout: "pipe", stderr: "pipe", ...(cwd === undefined ? {} : { cwd }) });
-  return { code: p.exitCode ?? -1, out: p.stdout.toString() + p.stderr.toString() };
-}
+/** Commands run with this test's own HOME (rpm and gpg read ~/.rpmmacros and ~/.gnupg). */
+const run = (argv: string[], env: Record<string, string> = {}, cwd?: string): Result => runCmd(argv, { HOME: home, ...env }, cwd);
 
-function ok(argv: string[], env: Record<string, string> = {}, cwd?: string): string {
-  const r = run(argv, env, cwd);
-  if (r.code !== 0) throw new Error(`${argv.join(" ")} failed (exit ${r.code}):\n${r.out}`);
-  return r.out;
-}
+const ok = (argv: string[], env: Record<string, string> = {}, cwd?: string): string => okCmd(argv, { HOME: home, ...env }, cwd);
 
-function sha256(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
-}
 
 /** The repo definitions a root's dnf sees: the test base, and the given nvwa repos. */
 function writeRepos(dir: string, nvwaRepos: { id: string; path: string }[]): void {

@@ -31,6 +31,7 @@ import { checkServices } from "../../src/update/preflight-services.ts";
 import type { Check } from "../../src/update/preflight-types.ts";
 import { checkKexecWatchdog, mergeWatchdogSettings, watchdogSeconds } from "../../src/update/preflight-watchdog.ts";
 import { realKernel } from "../fixtures/kernels/kernels.ts";
+import { serviceProps } from "../lib/service-props.ts";
 
 const FIX = join(import.meta.dir, "../fixtures/iomem");
 const OE = "arm64-openeuler-derived-accelerations";
@@ -248,31 +249,7 @@ describe("evaluatePreflight", () => {
 });
 
 describe("services", () => {
-  const svc = (over: Partial<ServiceProperties>): ServiceProperties => ({
-    unit: "redis.service",
-    objectPath: "/org/freedesktop/systemd1/unit/redis_2eservice",
-    loadState: "loaded",
-    activeState: "active",
-    subState: "running",
-    unitFileState: "enabled",
-    fragmentPath: "/lib/systemd/system/redis.service",
-    type: "notify",
-    mainPid: 812,
-    standardOutput: "append",
-    standardError: "inherit",
-    privateTmp: false,
-    notifyAccess: "main",
-    pidFile: "",
-    restart: "always",
-    remainAfterExit: false,
-    controlGroup: "/system.slice/redis.service",
-    syslogIdentifier: "",
-    syslogPriority: 30,
-    syslogLevelPrefix: true,
-    execStartPath: "/usr/bin/redis-server",
-    logNamespace: "",
-    ...over,
-  });
+  const svc = (over: Partial<ServiceProperties>): ServiceProperties => serviceProps(over);
 
   test("a checkpointable service is ok", () => {
     expect(checkServices(["redis.service"], [svc({})], "/etc/systemd/system/")[0]?.status).toBe("ok");

@@ -1,34 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { checkService } from "../../src/systemd/preflight.ts";
 import type { ServiceProperties } from "../../src/systemd/units.ts";
+import { serviceProps } from "../lib/service-props.ts";
 
-function svc(over: Partial<ServiceProperties> = {}): ServiceProperties {
-  return {
-    unit: "redis.service",
-    objectPath: "/org/freedesktop/systemd1/unit/redis_2eservice",
-    loadState: "loaded",
-    activeState: "active",
-    subState: "running",
-    unitFileState: "enabled",
-    fragmentPath: "/lib/systemd/system/redis.service",
-    type: "notify",
-    mainPid: 1234,
-    standardOutput: "append",
-    standardError: "inherit",
-    privateTmp: false,
-    notifyAccess: "main",
-    pidFile: "",
-    restart: "always",
-    remainAfterExit: false,
-    controlGroup: "/system.slice/redis.service",
-    syslogIdentifier: "",
-    syslogPriority: 30,
-    syslogLevelPrefix: true,
-    execStartPath: "/usr/bin/redis-server",
-    logNamespace: "",
-    ...over,
-  };
-}
+const svc = (over: Partial<ServiceProperties> = {}): ServiceProperties => serviceProps({ mainPid: 1234, ...over });
 
 const codes = (p: ServiceProperties): string[] => checkService(p).map((i) => `${i.severity}:${i.code}`);
 
