@@ -12,6 +12,7 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { closeFd, connectStream } from "../../ffi/unix.ts";
 import { JOURNAL_STDOUT, streamHeader } from "../systemd/journal-stream.ts";
+import { putBackHeldFiles } from "./held-files.ts";
 import { socketInode } from "./journal.ts";
 import { join } from "node:path";
 import { NvwaError } from "../errors.ts";
@@ -88,6 +89,14 @@ function openJournalStreams(t: Target): { fd: number; ino: number; oldIno: numbe
 }
 
 export async function runRestore(t: Target, o: RunRestoreOptions): Promise<RestoreRun> {
+  try {
+    putBackHeldFiles(t.heldFiles ?? [], t.imagesDir);
+  } catch (e) {
+    throw new NvwaError("restore.held-files", `cannot put back the tmpfs files ${targetLabel(t)} held open: ${e instanceof Error ? e.message : String(e)}`, {
+      hint: `their copies are in ${t.imagesDir} (held-file-*); see the manifest's heldFiles for where each belongs`,
+      cause: e,
+    });
+  }
   const streams = openJournalStreams(t);
   const inherit = streams.map((s, i) => ({ fd: FIRST_PASSED_FD + i, resource: `socket:[${s.oldIno}]` }));
   let run: Awaited<ReturnType<typeof runCriuOk>>;

@@ -123,6 +123,19 @@ export const Target = v.object({
       }),
     ),
   ),
+  /** Files on a tmpfs the tree held open, copied beside the images, put back before the restore (src/criu/held-files.ts). */
+  heldFiles: v.optional(
+    v.array(
+      v.object({
+        path: v.pipe(v.string(), v.startsWith("/")),
+        mode: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0o7777)),
+        uid: v.pipe(v.number(), v.integer(), v.minValue(0)),
+        gid: v.pipe(v.number(), v.integer(), v.minValue(0)),
+        size: v.pipe(v.number(), v.integer(), v.minValue(0)),
+        copy: v.pipe(v.string(), v.regex(/^held-file-\d+$/)),
+      }),
+    ),
+  ),
   phase: v.picklist(TARGET_PHASES),
   timings: v.optional(Timings, {}),
   imageBytes: v.optional(Int),

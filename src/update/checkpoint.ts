@@ -25,6 +25,7 @@ import { errorRecord, newManifest, stampTarget, withPhase, withTarget, type Mani
 import { writeManifest } from "../state/manifest-file.ts";
 import { ensurePrivateDir } from "../state/private-dir.ts";
 import { rollbackCheckpoint } from "./rollback.ts";
+import { saveHeldFiles } from "../criu/held-files.ts";
 
 export interface CheckpointOptions {
   /** A manifest the caller already wrote in phase "planned" (kernel loaded, ...); else one is made. */
@@ -161,10 +162,22 @@ async function dumpOne(p: PlannedTarget, plan: CheckpointPlan, opts: CheckpointO
   // Read now, while the tree is frozen and its sockets still exist: the boot-side restore holds
   // these connections' packets back until their sockets are back.
   const tcpTuples = tcp ? tcpConnectionsOf(processes) : [];
+  // Also while frozen: what it holds open on a tmpfs, which the jump erases.
+  const heldFiles = saveHeldFiles(processes, p.imagesDir, label);
   const stats = parseDumpStats(run.stdout) ?? undefined;
   record((t) =>
     stampTarget(
-      { ...t, phase: "dumped", pids, processes, imageBytes: bytes, tcpConnections: tcp, tcpTuples, ...(stats === undefined ? {} : { dumpStats: stats }) },
+      {
+        ...t,
+        phase: "dumped",
+        pids,
+        processes,
+        imageBytes: bytes,
+        tcpConnections: tcp,
+        tcpTuples,
+        ...(heldFiles.length === 0 ? {} : { heldFiles }),
+        ...(stats === undefined ? {} : { dumpStats: stats }),
+      },
       "dump",
       "end",
     ),
