@@ -118,17 +118,20 @@ sources=(
 # rpm: the scenarios install nvwa from its signed RPM repo, as the README's Install section says
 # (rpm --import, rpm -K, rpm -i --nodeps: Debian's rpm database does not know criu is installed).
 # openssh-server: the fleet scenario's Ansible play reaches the guest over SSH (disabled until then).
+# nginx, mosquitto, lighttpd: the stock-units scenario keeps them as Debian ships them (disabled
+# until then).
 include=(
 	systemd systemd-sysv udev dbus kmod procps iproute2 e2fsprogs
 	initramfs-tools zstd debconf
 	criu redis-server python3
 	rpm
 	openssh-server
+	nginx mosquitto mosquitto-clients lighttpd
 )
 # arm64: one scenario (a counter, no Redis: every package costs build time under qemu-user), and
 # strace, which shows by name the syscalls nvwa's arm64 build makes (its syscall-number table).
 if [[ $arch != x86_64 ]]; then
-	mapfile -t include < <(printf '%s\n' "${include[@]}" strace | grep -vx -e redis-server -e openssh-server)
+	mapfile -t include < <(printf '%s\n' "${include[@]}" strace | grep -vx -e redis-server -e openssh-server -e nginx -e mosquitto -e mosquitto-clients -e lighttpd)
 fi
 
 work=$(mktemp -d "$NVWA_GUEST_CACHE/.build-$key.XXXXXX")

@@ -70,8 +70,11 @@ timers=()
 for f in "$root"/lib/systemd/system/*.timer; do timers+=("${f##*/}"); done
 in_guest systemctl mask -q "${masked[@]}" "${timers[@]}"
 in_guest systemctl disable -q redis-server.service
-# sshd (x86_64 only) serves the fleet scenario's Ansible; it starts only where a scenario enables it.
-[[ ! -e "$root/lib/systemd/system/ssh.service" ]] || in_guest systemctl disable -q ssh.service
+# sshd (the fleet scenario's Ansible), nginx, mosquitto and lighttpd (the stock-units scenario): x86_64 only,
+# started only where a scenario starts them.
+for u in ssh nginx mosquitto lighttpd; do
+	[[ ! -e "$root/lib/systemd/system/$u.service" ]] || in_guest systemctl disable -q "$u.service"
+done
 in_guest systemctl enable -q nvwa-guest-runner.service
 
 # Persistent journal, so the runner can hand the host the logs of every boot of a scenario.
