@@ -6,9 +6,10 @@
  * beside the images while the tree is frozen (so the copy is what the process saw) and puts it
  * back, same content, mode and owner, before criu restores the tree.
  */
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { NvwaError } from "../errors.ts";
+import { fdLinks } from "../proc-fds.ts";
 import { readTextOrNull } from "../read-text.ts";
 
 export interface HeldFile {
@@ -51,24 +52,10 @@ export function onVolatileFs(path: string, mounts: readonly { point: string; fst
 export function heldVolatileFiles(processes: readonly number[]): string[] {
   const mounts = parseMounts(readTextOrNull("/proc/self/mountinfo") ?? "");
   const found = new Set<string>();
-  for (const pid of processes) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      let link: string;
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      // Unlinked files are criu's (ghost files, saved in the images).
-      if (!link.startsWith("/") || link.endsWith(" (deleted)")) continue;
-      if (onVolatileFs(link, mounts)) found.add(link);
-    }
+  for (const link of fdLinks(processes)) {
+    // Unlinked files are criu's (ghost files, saved in the images).
+    if (!link.startsWith("/") || link.endsWith(" (deleted)")) continue;
+    if (onVolatileFs(link, mounts)) found.add(link);
   }
   return [...found].filter((p) => {
     try {

@@ -3,7 +3,8 @@
  * after the jump, it can hold their packets back (net/tcp-lock.ts) until criu has restored the
  * sockets: criu's own dump-time lock does not survive the kexec.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { fdLinks } from "../proc-fds.ts";
 import { ipToString } from "./ip-text.ts";
 
 export interface TcpTuple {
@@ -82,21 +83,9 @@ export function treeConnections(entries: ProcTcpEntry[], inodes: ReadonlySet<num
 /** Socket inodes open in any of these processes (a process gone meanwhile contributes none). */
 export function socketInodes(pids: readonly number[]): Set<number> {
   const out = new Set<number>();
-  for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m !== null) out.add(Number(m[1]));
-      } catch {
-        // closed meanwhile
-      }
-    }
+  for (const link of fdLinks(pids)) {
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (m !== null) out.add(Number(m[1]));
   }
   return out;
 }
