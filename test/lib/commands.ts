@@ -23,3 +23,8 @@ export function ok(argv: string[], env: Record<string, string> = {}, cwd?: strin
 export function sha256(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
+
+/** `nvwa --version` run chrooted in an installed root, with /proc and /dev there (Bun needs them), in a private mount namespace. */
+export function versionInRoot(root: string): Result {
+  return run(["unshare", "--mount", "--propagation", "private", "sh", "-c", `mount -t proc proc '${root}/proc' && mount --bind /dev '${root}/dev' && exec chroot '${root}' /usr/bin/nvwa --version`]);
+}
