@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { checkArgv, criuEnv, dumpArgv, formatArgv, restoreArgv, type SharedCriuOptions } from "../../src/criu/argv.ts";
 import { restoreArgvFor, targetLabel } from "../../src/criu/restore-run.ts";
 import type { ManifestOptions, Target } from "../../src/state/manifest.ts";
+import { redisTarget } from "../lib/targets.ts";
 
 const base: SharedCriuOptions = {
   shellJob: false,
@@ -89,21 +90,7 @@ test("formatArgv quotes what a shell would split", () => {
 });
 
 describe("restoreArgvFor: a restore repeats what the dump recorded", () => {
-  const target: Target = {
-    kind: "service",
-    name: "redis.service",
-    unit: "redis.service",
-    rootPid: 948,
-    pids: [948],
-    processes: [948],
-    stoppedBefore: [],
-    cmdline: [],
-    imagesDir: "/var/nvwa/running/redis.service",
-    shellJob: true,
-    tcpConnections: true,
-    phase: "killed",
-    timings: {},
-  };
+  const target: Target = redisTarget({ shellJob: true, tcpConnections: true });
   const options: ManifestOptions = { debug: true, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false };
 
   test("shell job from the target, lock method and debug from the options, service extras", () => {

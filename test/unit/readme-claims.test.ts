@@ -30,6 +30,7 @@ import { restoreServicesThroughUnits } from "../../src/restore/service-restore.t
 import { readManifest, writeManifest } from "../../src/state/manifest-file.ts";
 import { newManifest, type Target } from "../../src/state/manifest.ts";
 import type { SystemdManager } from "../../src/systemd/manager.ts";
+import { redisTarget } from "../lib/targets.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
@@ -206,22 +207,7 @@ describe("Differences from the openEuler guide", () => {
       criuDir,
       options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false },
     });
-    const svc: Target = {
-      kind: "service",
-      name: "redis.service",
-      unit: "redis.service",
-      rootPid: 948,
-      pids: [948],
-      processes: [948],
-      stoppedBefore: [],
-      cmdline: ["/usr/bin/redis-server"],
-      comm: "redis-server",
-      imagesDir: join(criuDir, "redis.service"),
-      shellJob: false,
-      tcpConnections: false,
-      phase: "killed",
-      timings: {},
-    };
+    const svc: Target = redisTarget({ cmdline: ["/usr/bin/redis-server"], comm: "redis-server", imagesDir: join(criuDir, "redis.service") });
     writeManifest({ ...m, phase: "jumping", targets: [svc] });
 
     // A systemd that knows nothing of unit file states: it only records the start jobs asked for.
