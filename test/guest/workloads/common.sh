@@ -17,17 +17,24 @@ start_detached() {
 	echo $! >"$W/$name.pid"
 }
 
-start_workloads() {
+# start_redis_test KEYS MARKER: redis-test.service (Redis as a Type=notify service, Debian's own
+# unit masked) from pid 30000 on, holding KEYS keys and "marker" = MARKER; its MainPID in $W/redis.pid.
+start_redis_test() {
 	mkdir -p "$W" /var/lib/redis
-	rm -f "$W"/*.log
 	systemctl mask -q --now redis-server.service 2>/dev/null || true
 	high_pids 30000
 	systemctl start redis-test.service
 	guest_wait 30 redis-cli ping >/dev/null || guest_fail "redis-test did not answer"
-	redis-cli DEBUG POPULATE 100000 key 16 >/dev/null
-	[[ $(redis-cli DBSIZE) == 100000 ]] || guest_fail "redis holds $(redis-cli DBSIZE) keys, not 100000"
-	redis-cli SET marker "before-$(uname -r)" >/dev/null
+	redis-cli DEBUG POPULATE "$1" key 16 >/dev/null
+	redis-cli SET marker "$2" >/dev/null
 	systemctl show -p MainPID --value redis-test.service >"$W/redis.pid"
+}
+
+start_workloads() {
+	mkdir -p "$W"
+	rm -f "$W"/*.log
+	start_redis_test 100000 "before-$(uname -r)"
+	[[ $(redis-cli DBSIZE) == 100001 ]] || guest_fail "redis holds $(redis-cli DBSIZE) keys, not 100000 and the marker"
 
 	high_pids 31000
 	start_detached counter python3 "$T/counter.py" "$W/counter.log"

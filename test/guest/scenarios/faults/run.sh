@@ -106,16 +106,7 @@ start_counters() {
 	done
 	for c in c1 c2 c3; do guest_wait 30 test -s "$W/$c.log" || guest_fail "$c did not start: $(cat "$W/$c.out")"; done
 }
-start_redis() {
-	mkdir -p /var/lib/redis
-	systemctl mask -q --now redis-server.service 2>/dev/null || true
-	high_pids 30000
-	systemctl start redis-test.service
-	guest_wait 30 redis-cli ping >/dev/null || guest_fail "redis-test did not answer"
-	redis-cli DEBUG POPULATE 1000 key 16 >/dev/null
-	redis-cli SET marker "before-$boot" >/dev/null
-	systemctl show -p MainPID --value redis-test.service >"$W/redis.pid"
-}
+start_redis() { start_redis_test 1000 "before-$boot"; }
 redis_back() { # redis_back MARKER: same MainPID as saved, same keys
 	[[ $(systemctl is-active redis-test.service) == active ]] || guest_fail "redis-test is $(systemctl is-active redis-test.service)"
 	[[ $(systemctl show -p MainPID --value redis-test.service) == "$(cat "$W/redis.pid")" ]] || guest_fail "redis-test's MainPID is $(systemctl show -p MainPID --value redis-test.service), not $(cat "$W/redis.pid")"

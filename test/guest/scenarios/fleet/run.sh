@@ -26,14 +26,8 @@ case $boot in
 	systemctl enable -q --now ssh.service
 	guest_wait 60 sh -c 'ss -ltn | grep -q ":22 "' || guest_fail "sshd does not listen: $(systemctl status ssh.service --no-pager | tail -5)"
 	# The service the play keeps: Redis, Type=notify, 10 000 keys.
-	mkdir -p "$W" /var/lib/redis "${DONE%/*}"
-	systemctl mask -q --now redis-server.service 2>/dev/null || true
-	high_pids 30000
-	systemctl start redis-test.service
-	guest_wait 30 redis-cli ping >/dev/null || guest_fail "redis-test did not answer"
-	redis-cli DEBUG POPULATE 10000 key 16 >/dev/null
-	redis-cli SET marker "before-$(uname -r)" >/dev/null
-	systemctl show -p MainPID --value redis-test.service >"$W/redis.pid"
+	mkdir -p "${DONE%/*}"
+	start_redis_test 10000 "before-$(uname -r)"
 	cat /proc/sys/kernel/random/boot_id >"$W/boot_id"
 	sync
 	guest_mark ansible-go
