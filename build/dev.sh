@@ -22,6 +22,7 @@ APT_PACKAGES=(
   qemu-system-x86     # the x86_64 guest
   qemu-system-arm     # the arm64 guest
   qemu-user-static    # builds the arm64 guest image here: its package scripts run via binfmt_misc
+  qemu-efi-aarch64    # EDK2 firmware for the arm64 guest's UEFI boots (run-guest.sh --uefi)
   qemu-utils          # qcow2 overlays
   e2fsprogs           # mkfs.ext4 -d and debugfs: images without loop mounts
   iproute2            # tests compare netlink state with `ip -j` (nvwa itself never runs ip)

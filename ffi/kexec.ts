@@ -1,7 +1,8 @@
 /**
- * kexec_file_load(2), one thin function per use. Errors come back as SyscallError carrying the
+ * kexec_file_load(2) and kexec_load(2), one thin function per use. Errors come back as SyscallError carrying the
  * errno; src/kexec turns them into sentences that know which image and loader were involved.
  */
+import { ptr } from "bun:ffi";
 import { SyscallError, cstring, sys } from "./libc.ts";
 import { ERRNO } from "./errno.ts";
 
@@ -66,4 +67,51 @@ export function probeKexecFileLoad(): KexecFileLoadSupport {
   }
   // Success with undefined flags would be a kernel bug; treat it as present but say so.
   return { kind: "unexpected", errno: 0 };
+}
+
+// ------------------------------------------------------------------------------ kexec_load
+
+/** include/uapi/linux/kexec.h: the architecture in bits 16..31 of kexec_load's flags (EM_AARCH64). */
+export const KEXEC_ARCH_AARCH64 = 183 << 16;
+/** openEuler's quick kexec: the kernel copies the segments into its "Quick kexec" region at load time. */
+export const KEXEC_QUICK = 0x4;
+const SEGMENT_STRUCT = 32;
+
+export interface KexecSegment {
+  buf: Uint8Array;
+  /** Physical destination, page-aligned. */
+  mem: bigint;
+  /** Bytes reserved at the destination, whole pages, ≥ buf.length. */
+  memsz: bigint;
+}
+
+/**
+ * Pure: the array of struct kexec_segment { const void *buf; size_t bufsz; const void *mem;
+ * size_t memsz; } (64-bit), with each buffer's address given by `addressOf`.
+ */
+export function segmentArray(segments: readonly KexecSegment[], addressOf: (b: Uint8Array) => bigint): Uint8Array {
+  const out = new Uint8Array(segments.length * SEGMENT_STRUCT);
+  const dv = new DataView(out.buffer);
+  segments.forEach((s, i) => {
+    const at = i * SEGMENT_STRUCT;
+    dv.setBigUint64(at, s.buf.length === 0 ? 0n : addressOf(s.buf), true);
+    dv.setBigUint64(at + 8, BigInt(s.buf.length), true);
+    dv.setBigUint64(at + 16, s.mem, true);
+    dv.setBigUint64(at + 24, s.memsz, true);
+  });
+  return out;
+}
+
+/**
+ * Loads an image for the next kexec reboot with kexec_load: the kernel copies each buffer now
+ * and, at the jump, moves the copies to their destinations and branches to `entry`.
+ */
+export function kexecLoad(entry: bigint, segments: readonly KexecSegment[], flags: number): void {
+  const array = segmentArray(segments, (b) => BigInt(ptr(b)));
+  sys("kexec_load", [entry, segments.length, array, flags]);
+}
+
+/** Unloads through kexec_load (no segments), for images it loaded. */
+export function kexecLoadUnload(flags = 0): void {
+  sys("kexec_load", [0, 0, null, flags]);
 }

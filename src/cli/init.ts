@@ -10,8 +10,7 @@ import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, resolveConfigDir } from "../config/load.ts";
 import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
-import { isKexecLoaded, unloadKernel } from "../kexec/index.ts";
-import { probeKexecFileLoad } from "../../ffi/kexec.ts";
+import { defaultUnloader, isKexecLoaded, unloadKernel, type Loader } from "../kexec/index.ts";
 import { acquireLock, lockPath, LOCK_FILE } from "../state/lock.ts";
 import { MANIFEST_FILE } from "../state/manifest.ts";
 import { readManifestIfAny } from "../state/manifest-file.ts";
@@ -84,8 +83,7 @@ export const command = defineCommand({
         }
       }
       if (isKexecLoaded()) {
-        const native = probeKexecFileLoad().kind === "available";
-        unloadKernel(loader === "kexec_file_load" || (loader === undefined && native) ? "kexec_file_load" : "kexec_exe -c", kexecExe, renderNote);
+        unloadKernel((loader as Loader | undefined) ?? defaultUnloader(), kexecExe, renderNote);
         removed.push("the kernel loaded for kexec");
       }
       // Left behind only if the daemon died in the middle of a boot-side restore.

@@ -12,7 +12,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from "y
 import { ExitCode, NvwaError } from "../errors.ts";
 import { normaliseUnitName, type KeySchemas } from "./schema.ts";
 import { suggestKey } from "./suggest.ts";
-import { RESTORE_DEFAULTS, SERVER_DEFAULTS, type RestoreConfig, type ServerConfig } from "./types.ts";
+import { RESTORE_DEFAULTS, SERVER_DEFAULTS, type KexecLoaderChoice, type RestoreConfig, type ServerConfig } from "./types.ts";
 
 export function throwIfAny(problems: readonly ConfigProblem[]): void {
   if (problems.length > 0) throw configProblemsError(problems);
@@ -157,6 +157,8 @@ function hintFor(key: string): string {
     case "systemd_etc":
     case "log_dir":
       return `give "${key}" as an absolute path, e.g. ${key}: ${defaultPathOf(key)}`;
+    case "kexec_loader":
+      return "write kexec_loader: auto (the kernel's own loaders) or kexec_loader: kexec_exe (always kexec-tools)";
     default:
       return `write "${key}" as true or false`;
   }
@@ -213,6 +215,7 @@ export function serverFromParsed(p: Parsed): ServerConfig {
     criuDir: s("criu_dir", SERVER_DEFAULTS.criuDir),
     criuExe: s("criu_exe", SERVER_DEFAULTS.criuExe),
     kexecExe: s("kexec_exe", SERVER_DEFAULTS.kexecExe),
+    kexecLoader: (p.kexec_loader as KexecLoaderChoice | null | undefined) ?? SERVER_DEFAULTS.kexecLoader,
     systemdEtc: s("systemd_etc", SERVER_DEFAULTS.systemdEtc),
     logDir: s("log_dir", SERVER_DEFAULTS.logDir),
   };

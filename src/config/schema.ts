@@ -96,6 +96,7 @@ export const SERVER_KEYS = {
   criu_dir: v.nullish(absolutePath),
   criu_exe: v.nullish(absolutePath),
   kexec_exe: v.nullish(absolutePath),
+  kexec_loader: v.nullish(v.picklist(["auto", "kexec_exe"], 'must be "auto" or "kexec_exe"')),
   systemd_etc: v.nullish(absolutePath),
   log_dir: v.nullish(absolutePath),
 } as const;

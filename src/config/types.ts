@@ -11,11 +11,19 @@ export interface RestoreConfig {
   debug: boolean;
 }
 
+export type KexecLoaderChoice = "auto" | "kexec_exe";
+
 export interface ServerConfig {
   /** Where images, logs per target and the manifest live. Must survive the jump (not tmpfs). */
   criuDir: string;
   criuExe: string;
   kexecExe: string;
+  /**
+   * "auto": the kernel's own loaders (kexec_file_load; on arm64 kexec_load natively where that is
+   * missing or for quick kexec; kexec-tools only on x86_64 without kexec_file_load or for quick
+   * kexec). "kexec_exe": always kexec-tools, the escape hatch.
+   */
+  kexecLoader: KexecLoaderChoice;
   systemdEtc: string;
   logDir: string;
 }
@@ -35,6 +43,7 @@ export const SERVER_DEFAULTS: ServerConfig = {
   criuDir: "/var/nvwa/running/",
   criuExe: "/usr/sbin/criu",
   kexecExe: "/usr/sbin/kexec",
+  kexecLoader: "auto",
   systemdEtc: "/etc/systemd/system/",
   logDir: "/etc/nvwa/log/",
 };

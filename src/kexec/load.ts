@@ -3,12 +3,16 @@
  * command line, loader) and changes nothing; loadKernel() carries the plan out and reads
  * /sys/kernel/kexec_loaded back; unloadKernel() undoes it on rollback.
  */
-import { closeSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
 import { currentArch, type Arch } from "../../ffi/arch.ts";
 import { kexecFileLoad, kexecFileUnload, probeKexecFileLoad, type KexecFileLoadSupport } from "../../ffi/kexec.ts";
 import { SyscallError } from "../../ffi/libc.ts";
 import { closeFd, memfdFromBytes, memfdPath } from "../../ffi/memfd.ts";
+import type { KexecLoaderChoice } from "../config/types.ts";
 import { NvwaError } from "../errors.ts";
+import { cpuParkRange, QUICK_KEXEC_REGION } from "../mem/accel.ts";
+import { findRegions, type Range } from "../mem/iomem.ts";
+import { describeLayout, loadArm64Native, readRootIomem, unloadArm64Native } from "./arm64/load.ts";
 import { ignoreNotes, note, type OnNote } from "../note.ts";
 import { composeCmdline, type CmdlineChanges } from "./cmdline.ts";
 import { explainKexecFileLoad } from "./explain.ts";
@@ -16,15 +20,17 @@ import { unwrapKernel } from "./format.ts";
 import { exeExists, kexecExeLoadArgv, kexecExeUnloadArgv, runKexecExe } from "./kexec-exe.ts";
 import { chooseLoader, type Loader } from "./loader.ts";
 import { locateKernel, type LocateOptions } from "./locate.ts";
-import { KEXEC_LOADED_PATH, readKexecLoaded, readKexecLoadDisabled, readLockdown } from "./state.ts";
+import { FIRMWARE_FDT, KEXEC_LOADED_PATH, readKexecLoaded, readKexecLoadDisabled, readLockdown } from "./state.ts";
 
 export interface LoadKernelOptions extends LocateOptions {
   version: string;
   append?: CmdlineChanges["append"];
   remove?: CmdlineChanges["remove"];
-  /** openEuler quick kexec (enable_quick_kexec): load with kexec_exe -q. */
+  /** openEuler quick kexec (enable_quick_kexec): kexec_load with KEXEC_QUICK (natively on arm64, kexec_exe -q elsewhere). */
   quick?: boolean;
   kexecExe: string;
+  /** nvwa-server.yaml kexec_loader (default "auto"). */
+  kexecLoader?: KexecLoaderChoice;
   /** The running command line; read from /proc/cmdline when absent. */
   currentCmdline?: string;
   arch?: Arch;
@@ -51,6 +57,7 @@ export interface KernelLoadPlan {
   kernelBytes: number;
   initrdBytes: number;
   kexecExe: string;
+  quick: boolean;
 }
 
 export interface LoadedKernel {
@@ -96,6 +103,9 @@ function prepare(opts: LoadKernelOptions): PreparedPlan {
   const current = opts.currentCmdline ?? readFileSync("/proc/cmdline", "utf8").trim();
   const composed = composeCmdline(current, { append: opts.append, remove: opts.remove });
   const choice = chooseLoader({
+    arch,
+    prefer: opts.kexecLoader ?? "auto",
+    firmwareFdt: existsSync(FIRMWARE_FDT),
     kexecCore: readKexecLoaded() !== null,
     fileLoad: opts.fileLoad ?? probeKexecFileLoad(),
     quick: opts.quick ?? false,
@@ -121,6 +131,7 @@ function prepare(opts: LoadKernelOptions): PreparedPlan {
       kernelBytes: u.image.length,
       initrdBytes: fileSize(files.initrdPath),
       kexecExe: opts.kexecExe,
+      quick: opts.quick ?? false,
     },
   };
 }
@@ -182,6 +193,35 @@ function loadWithExe(p: KernelLoadPlan, image: Uint8Array, onNote: OnNote): void
   }
 }
 
+/** The region quick kexec loads into, read from /proc/iomem (its size was checked by the preflight). */
+function quickRegion(): Range {
+  const region = findRegions(readRootIomem(), QUICK_KEXEC_REGION)[0];
+  if (region === undefined) {
+    throw new NvwaError("kexec.quick-region-missing", `quick kexec is enabled but /proc/iomem has no "${QUICK_KEXEC_REGION}" region`, {
+      hint: "boot with quickkexec=<size> on an openEuler kernel with CONFIG_QUICK_KEXEC, or set enable_quick_kexec: false",
+    });
+  }
+  return region;
+}
+
+function loadArm64(p: KernelLoadPlan, image: Uint8Array, currentCmdline: string, onNote: OnNote): void {
+  const park = cpuParkRange({ cmdline: currentCmdline, nrCpus: null });
+  const load = loadArm64Native({
+    image,
+    initrdPath: p.initrdPath,
+    cmdline: p.cmdline,
+    kernelPath: p.kernelPath,
+    quickRegion: p.quick ? quickRegion() : null,
+    avoid: park === null ? [] : [park],
+  });
+  onNote(
+    note(
+      "info",
+      `kexec_load segments: ${describeLayout(load)}; entry stub at 0x${load.entry.toString(16)}; device tree ${load.changes.uefi ? "from UEFI (linux,uefi-* kept)" : load.memoryNodes ? "with /memory nodes" : "without /memory nodes"}, fresh kaslr-seed and rng-seed${load.changes.dropped.length > 0 ? `, dropped ${load.changes.dropped.join(", ")}` : ""}`,
+    ),
+  );
+}
+
 /** Carries out a plan made by planKernelLoad (or made here when given options). */
 export function loadKernel(opts: LoadKernelOptions): LoadedKernel {
   const { plan, image } = prepare(opts);
@@ -189,6 +229,7 @@ export function loadKernel(opts: LoadKernelOptions): LoadedKernel {
   if (readKexecLoaded() === true) onNote(note("warn", "a kernel is already loaded for kexec; it will be replaced"));
   onNote(note("info", `loading ${plan.kernelPath} (${plan.format}) with ${plan.loader}: ${plan.loaderReason}`));
   if (plan.loader === "kexec_file_load") loadNative(plan, image);
+  else if (plan.loader === "kexec_load") loadArm64(plan, image, opts.currentCmdline ?? readFileSync("/proc/cmdline", "utf8").trim(), onNote);
   else loadWithExe(plan, image, onNote);
   if (readKexecLoaded() !== true) {
     throw new NvwaError("kexec.not-loaded", `${plan.loader} reported success but ${KEXEC_LOADED_PATH} does not read 1`, {
@@ -200,14 +241,25 @@ export function loadKernel(opts: LoadKernelOptions): LoadedKernel {
   return { loader: plan.loader, kernelPath: plan.kernelPath, initrdPath: plan.initrdPath, format: plan.format, cmdline: plan.cmdline };
 }
 
+/**
+ * The loader to unload with when nobody recorded which one loaded (`nvwa init` after a load by
+ * hand or a lost manifest): the kernel's own where it has one. kexec_load with no segments
+ * unloads whatever is loaded, as does kexec_file_load's UNLOAD.
+ */
+export function defaultUnloader(arch: Arch = currentArch()): Loader {
+  if (probeKexecFileLoad().kind === "available") return "kexec_file_load";
+  return arch === "arm64" ? "kexec_load" : "kexec_exe -c";
+}
+
 /** Unloads the kernel loaded for kexec (rollback). `kexecExe` is needed for the kexec_exe loaders. */
 export function unloadKernel(loader: Loader, kexecExe?: string, onNote: OnNote = ignoreNotes): void {
-  if (loader === "kexec_file_load") {
+  if (loader === "kexec_file_load" || loader === "kexec_load") {
     try {
-      kexecFileUnload();
+      if (loader === "kexec_file_load") kexecFileUnload();
+      else unloadArm64Native();
     } catch (e) {
       if (e instanceof SyscallError) {
-        throw new NvwaError(`kexec.unload.${e.errnoName}`, `could not unload the kernel loaded for kexec (kexec_file_load UNLOAD: ${e.errnoName})`, {
+        throw new NvwaError(`kexec.unload.${e.errnoName}`, `could not unload the kernel loaded for kexec (${loader === "kexec_load" ? "kexec_load with no segments" : "kexec_file_load UNLOAD"}: ${e.errnoName})`, {
           hint: "a reboot now would start the new kernel: unload it by hand with `kexec -u` before rebooting",
           cause: e,
           details: { errno: e.errno },

@@ -1,19 +1,30 @@
 /**
  * Which loader puts the new kernel in place. Pure.
  *
- * The native path (kexec_file_load via ffi) is the default wherever the syscall exists: the
- * kernel verifies signatures itself and lockdown allows it. Where the running kernel lacks it
- * (Debian's arm64 kernels, some customer builds: ENOSYS) nvwa runs kexec-tools with `-c`
- * (kexec_load). openEuler's quick kexec exists only for kexec_load (KEXEC_QUICK), driven by
- * kexec-tools `-q`; that is the one other case where kexec_exe runs.
+ * The kernel's own loaders come first:
+ * - kexec_file_load wherever the syscall exists: the kernel parses and verifies the image
+ *   itself, and lockdown allows it;
+ * - on arm64, kexec_load called by nvwa itself (src/kexec/arm64/) where kexec_file_load is
+ *   missing (Debian's arm64 kernels: ENOSYS) and for openEuler's quick kexec, whose KEXEC_QUICK
+ *   flag exists only for kexec_load;
+ * - kexec-tools (`kexec_exe`) only where nvwa has no loader of its own: on x86_64 without
+ *   kexec_file_load (`-c`) or with quick kexec (`-q`). `kexec_loader: kexec_exe` in
+ *   nvwa-server.yaml makes kexec-tools load everywhere, the escape hatch.
  */
+import type { Arch } from "../../ffi/arch.ts";
 import type { KexecFileLoadSupport } from "../../ffi/kexec.ts";
 import { errnoName } from "../../ffi/errno.ts";
+import type { KexecLoaderChoice } from "../config/types.ts";
 import { ExitCode, NvwaError } from "../errors.ts";
 
-export type Loader = "kexec_file_load" | "kexec_exe -c" | "kexec_exe -q";
+export type Loader = "kexec_file_load" | "kexec_load" | "kexec_exe -c" | "kexec_exe -q";
 
 export interface LoaderFacts {
+  arch: Arch;
+  /** nvwa-server.yaml kexec_loader. */
+  prefer: KexecLoaderChoice;
+  /** /sys/firmware/fdt exists (the native arm64 loader hands its tree on). */
+  firmwareFdt: boolean;
   /** /sys/kernel/kexec_loaded exists: the kernel has kexec at all (CONFIG_KEXEC_CORE). */
   kexecCore: boolean;
   fileLoad: KexecFileLoadSupport;
@@ -48,6 +59,7 @@ export function chooseLoader(f: LoaderFacts): LoaderChoice {
       "the switch is one-way until the next boot; remove whatever sets kernel.kexec_load_disabled=1 and reboot once",
     );
   }
+  const locked = f.lockdown !== null && f.lockdown !== "none";
   if (f.fileLoad.kind === "denied") {
     return no(
       "kexec.denied",
@@ -55,7 +67,17 @@ export function chooseLoader(f: LoaderFacts): LoaderChoice {
       "run nvwa as root on the host (not in a container); CAP_SYS_BOOT is required",
     );
   }
-  const locked = f.lockdown !== null && f.lockdown !== "none";
+  const native = f.prefer === "auto" && f.arch === "arm64";
+  const nativeArm64 = (reason: string): LoaderChoice => {
+    if (!f.firmwareFdt) {
+      return no(
+        "kexec.no-fdt",
+        "the native arm64 loader needs the device tree the kernel booted with, and /sys/firmware/fdt does not exist",
+        `set kexec_loader: kexec_exe in nvwa-server.yaml to load with kexec-tools instead (${INSTALL_KEXEC_TOOLS})`,
+      );
+    }
+    return { ok: true, loader: "kexec_load", reason };
+  };
   if (f.quick) {
     if (locked) {
       return no(
@@ -64,16 +86,26 @@ export function chooseLoader(f: LoaderFacts): LoaderChoice {
         "set enable_quick_kexec: false to use the signed kexec_file_load path, or disable lockdown",
       );
     }
+    if (native) return nativeArm64("quick kexec is enabled: the KEXEC_QUICK flag exists only for kexec_load, which nvwa calls itself with the segments in the reserved region");
     if (!f.kexecExeExists) {
-      return no("kexec.exe-missing", `quick kexec is enabled but ${f.kexecExe} does not exist`, `quick kexec is loaded by kexec-tools -q: ${INSTALL_KEXEC_TOOLS}`, {
+      return no("kexec.exe-missing", `quick kexec is enabled but ${f.kexecExe} does not exist`, `quick kexec is loaded by kexec-tools -q here: ${INSTALL_KEXEC_TOOLS}`, {
         kexecExe: f.kexecExe,
       });
     }
     return {
       ok: true,
       loader: "kexec_exe -q",
-      reason: `quick kexec is enabled: the KEXEC_QUICK flag exists only for kexec_load, so ${f.kexecExe} -q loads the kernel into the reserved region`,
+      reason: `quick kexec is enabled: the KEXEC_QUICK flag exists only for kexec_load, so ${f.kexecExe} -q loads the kernel into the reserved region${f.prefer === "kexec_exe" ? " (kexec_loader: kexec_exe)" : ""}`,
     };
+  }
+  if (f.prefer === "kexec_exe") {
+    if (locked) {
+      return no("kexec.no-loader", `kexec_loader is kexec_exe, whose kexec_load the kernel refuses in lockdown (${f.lockdown})`, "set kexec_loader: auto to use the signed kexec_file_load path");
+    }
+    if (!f.kexecExeExists) {
+      return no("kexec.exe-missing", `kexec_loader is kexec_exe but ${f.kexecExe} does not exist`, `${INSTALL_KEXEC_TOOLS}, or set kexec_loader: auto`, { kexecExe: f.kexecExe });
+    }
+    return { ok: true, loader: "kexec_exe -c", reason: `kexec_loader: kexec_exe in nvwa-server.yaml: ${f.kexecExe} -c (kexec_load) loads the kernel` };
   }
   switch (f.fileLoad.kind) {
     case "available":
@@ -92,6 +124,7 @@ export function chooseLoader(f: LoaderFacts): LoaderChoice {
           "boot a kernel with CONFIG_KEXEC_FILE (and signed images), or disable lockdown",
         );
       }
+      if (native) return nativeArm64("the running kernel was built without kexec_file_load (CONFIG_KEXEC_FILE), so nvwa loads it with kexec_load itself");
       if (!f.kexecExeExists) {
         return no(
           "kexec.no-loader",

@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { NvwaError } from "../errors.ts";
 
 export const KEXEC_LOADED_PATH = "/sys/kernel/kexec_loaded";
+/** The device tree the running kernel booted with (arm64; the native loader hands it on). */
+export const FIRMWARE_FDT = "/sys/firmware/fdt";
 
 /** true / false, or null when the file is missing (kernel built without CONFIG_KEXEC_CORE). */
 export function readKexecLoaded(path: string = KEXEC_LOADED_PATH): boolean | null {

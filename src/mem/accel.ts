@@ -127,13 +127,13 @@ export function checkQuickKexec(f: AccelFacts): Check | null {
   return ok(
     id,
     title,
-    `${describeNode(region)} (${humanBytes(have)})${need === null ? "" : ` holds kernel+initramfs (${humanBytes(need)})`}; the kernel is loaded with kexec_exe -q (kexec_load with KEXEC_QUICK, which kexec_file_load does not offer — the one documented shell-out besides criu)`,
+    `${describeNode(region)} (${humanBytes(have)})${need === null ? "" : ` holds kernel+initramfs (${humanBytes(need)})`}; the kernel is loaded into it with kexec_load and KEXEC_QUICK, which kexec_file_load does not offer (natively on arm64, kexec_exe -q on x86_64)`,
   );
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export function cpuParkRange(f: AccelFacts): Range | null {
+export function cpuParkRange(f: Pick<AccelFacts, "cmdline" | "nrCpus">): Range | null {
   const v = findParam(f.cmdline, "cpuparkmem");
   if (v === null) return null;
   const addr = memparse(v);

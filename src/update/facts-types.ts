@@ -80,6 +80,8 @@ export interface KexecFacts {
   loadDisabled: boolean | null;
   exe: string;
   exeExists: boolean;
+  /** /sys/firmware/fdt exists: the tree the native arm64 loader hands on. */
+  firmwareFdt: boolean;
 }
 
 export interface Facts {

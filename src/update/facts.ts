@@ -15,7 +15,7 @@ import { exeExists } from "../kexec/kexec-exe.ts";
 import { candidatePaths } from "../kexec/locate.ts";
 import { peSignature, unwrapKernel } from "../kexec/format.ts";
 import { releaseProblem } from "../kexec/release.ts";
-import { readKexecLoaded, readKexecLoadDisabled, readLockdown } from "../kexec/state.ts";
+import { FIRMWARE_FDT, readKexecLoaded, readKexecLoadDisabled, readLockdown } from "../kexec/state.ts";
 import { currentBootId } from "../state/lock.ts";
 import { readManifestIfAny } from "../state/manifest-file.ts";
 import type { CriuCheckFacts, Facts, KernelFacts, KexecFacts, PidFacts } from "./facts-types.ts";
@@ -211,6 +211,7 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
       loadDisabled: readKexecLoadDisabled(),
       exe: config.server.kexecExe,
       exeExists: exeExists(config.server.kexecExe),
+      firmwareFdt: existsSync(FIRMWARE_FDT),
     },
     lockdown: readLockdown(),
     secureBoot: readSecureBoot(),

@@ -93,6 +93,9 @@ function checkKexec(f: Facts, config: NvwaConfig): Check[] {
     out.push(ok("kexec.support", "kexec support", "the kernel supports kexec and nothing is loaded yet"));
   }
   const choice = chooseLoader({
+    arch: f.arch,
+    prefer: config.server.kexecLoader,
+    firmwareFdt: f.kexec.firmwareFdt,
     kexecCore: f.kexec.core,
     fileLoad: f.kexec.fileLoad,
     quick: config.restore.enableQuickKexec,

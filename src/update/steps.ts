@@ -69,6 +69,7 @@ export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
         s.loaded = loadKernel({
           version: params.version,
           kexecExe,
+          kexecLoader: config.server.kexecLoader,
           quick: config.restore.enableQuickKexec,
           ...(params.cmdlineAppend ? { append: params.cmdlineAppend } : {}),
           ...(params.cmdlineRemove ? { remove: params.cmdlineRemove } : {}),

@@ -8,14 +8,15 @@
 #   arch-test        mmdebstrap refuses a foreign architecture (the arm64 image) without it
 #   e2fsprogs        mkfs.ext4 -d (image without loop mounts) and debugfs (read results back, no mount)
 #   qemu-system-x86  qemu-system-x86_64 (TCG; KVM is not usable on these machines)
+#   qemu-system-arm  qemu-system-aarch64, for the arm64 guest (build-image.sh arm64)
+#   qemu-user-static runs the arm64 image's package scripts at build time (binfmt_misc)
+#   qemu-efi-aarch64 EDK2 (QEMU_EFI.fd) for the arm64 guest's UEFI boots (run-guest.sh --uefi)
 #   qemu-utils       qemu-img (per-run qcow2 overlay on the cached raw image)
 #   debian-archive-keyring  lets mmdebstrap verify bookworm + bookworm-backports on a non-Debian host
 #   mount            mmdebstrap (root mode) mounts /proc, /sys, /dev inside the tree it builds
-#
-# arm64 guests (not built yet) would add qemu-system-arm and qemu-user-static.
 set -euo pipefail
 
-packages=(mmdebstrap arch-test e2fsprogs qemu-system-x86 qemu-system-arm qemu-user-static qemu-utils debian-archive-keyring mount)
+packages=(mmdebstrap arch-test e2fsprogs qemu-system-x86 qemu-system-arm qemu-user-static qemu-efi-aarch64 qemu-utils debian-archive-keyring mount)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -31,6 +31,7 @@ describe("defaults", () => {
       criuDir: "/var/nvwa/running/",
       criuExe: "/usr/sbin/criu",
       kexecExe: "/usr/sbin/kexec",
+      kexecLoader: "auto",
       systemdEtc: "/etc/systemd/system/",
       logDir: "/etc/nvwa/log/",
     });
@@ -65,8 +66,15 @@ describe("every key", () => {
   });
 
   test("server keys are read", () => {
-    const c = loadConfig(dirWith(undefined, "criu_dir: /data/nvwa/\ncriu_exe: /opt/criu\nkexec_exe: /opt/kexec\nsystemd_etc: /run/sd/\nlog_dir: /var/log/nvwa/\n"));
-    expect(c.server).toEqual({ criuDir: "/data/nvwa/", criuExe: "/opt/criu", kexecExe: "/opt/kexec", systemdEtc: "/run/sd/", logDir: "/var/log/nvwa/" });
+    const c = loadConfig(dirWith(undefined, "criu_dir: /data/nvwa/\ncriu_exe: /opt/criu\nkexec_exe: /opt/kexec\nkexec_loader: kexec_exe\nsystemd_etc: /run/sd/\nlog_dir: /var/log/nvwa/\n"));
+    expect(c.server).toEqual({ criuDir: "/data/nvwa/", criuExe: "/opt/criu", kexecExe: "/opt/kexec", kexecLoader: "kexec_exe", systemdEtc: "/run/sd/", logDir: "/var/log/nvwa/" });
+  });
+
+  test("kexec_loader takes auto or kexec_exe only, and says so", () => {
+    const e = failure(() => loadConfig(dirWith(undefined, "kexec_loader: kexec-tools\n")));
+    expect(e.message).toContain("kexec_loader");
+    expect(e.message).toContain('must be "auto" or "kexec_exe"');
+    expect(e.hint).toContain("kexec_loader: auto");
   });
 
   test("the legacy misspelt enbale_debug_mode still works", () => {
@@ -262,7 +270,7 @@ describe("every problem in both files is reported in one run", () => {
       ["config.unknown-key", "kexec_exe"],
     ]);
     // The full hints (with the keys each file allows) stay in the details.
-    expect(problems[2]?.hint).toBe('did you mean "kexec_exe"? (allowed keys: criu_dir, criu_exe, kexec_exe, systemd_etc, log_dir)');
+    expect(problems[2]?.hint).toBe('did you mean "kexec_exe"? (allowed keys: criu_dir, criu_exe, kexec_exe, kexec_loader, systemd_etc, log_dir)');
   });
 
   test("the packaged samples themselves load cleanly", () => {

@@ -57,6 +57,9 @@ describe("explainKexecFileLoad", () => {
 
 describe("chooseLoader", () => {
   const base: LoaderFacts = {
+    arch: "x64",
+    prefer: "auto",
+    firmwareFdt: false,
     kexecCore: true,
     fileLoad: { kind: "available" },
     quick: false,
@@ -79,10 +82,37 @@ describe("chooseLoader", () => {
     expect(pick({ fileLoad: { kind: "missing" }, kexecExeExists: false })).toBe("kexec.no-loader");
     expect(pick({ fileLoad: { kind: "missing" }, lockdown: "integrity" })).toBe("kexec.no-loader");
   });
-  test("quick kexec always goes through kexec_exe -q", () => {
+  test("quick kexec goes through kexec_exe -q on x86_64", () => {
     expect(pick({ quick: true })).toBe("kexec_exe -q");
     expect(pick({ quick: true, kexecExeExists: false })).toBe("kexec.exe-missing");
     expect(pick({ quick: true, lockdown: "confidentiality" })).toBe("kexec.quick-locked-down");
+  });
+  test("arm64 loads natively with kexec_load where kexec_file_load is missing and for quick kexec, kexec-tools or not", () => {
+    const arm = { arch: "arm64" as const, firmwareFdt: true };
+    expect(pick({ ...arm, fileLoad: { kind: "missing" }, kexecExeExists: false })).toBe("kexec_load");
+    expect(pick({ ...arm, fileLoad: { kind: "missing" } })).toBe("kexec_load");
+    const c = chooseLoader({ ...base, ...arm, fileLoad: { kind: "missing" } });
+    expect(c.ok && c.reason).toContain("CONFIG_KEXEC_FILE");
+    expect(pick({ ...arm, quick: true, kexecExeExists: false })).toBe("kexec_load");
+    expect(pick({ ...arm, quick: true, lockdown: "integrity" })).toBe("kexec.quick-locked-down");
+    expect(pick({ ...arm, fileLoad: { kind: "missing" }, lockdown: "integrity" })).toBe("kexec.no-loader");
+    // where the kernel has kexec_file_load, arm64 uses it like x86_64
+    expect(pick({ ...arm })).toBe("kexec_file_load");
+    // no device tree to hand on: refused with the escape hatch named
+    const noFdt = chooseLoader({ ...base, arch: "arm64", firmwareFdt: false, fileLoad: { kind: "missing" } });
+    expect(noFdt.ok).toBe(false);
+    if (!noFdt.ok) {
+      expect(noFdt.error.code).toBe("kexec.no-fdt");
+      expect(noFdt.error.hint).toContain("kexec_loader: kexec_exe");
+    }
+  });
+  test("kexec_loader: kexec_exe makes kexec-tools load everywhere, and is refused where it cannot", () => {
+    const exe = { prefer: "kexec_exe" as const };
+    expect(pick({ ...exe })).toBe("kexec_exe -c");
+    expect(pick({ ...exe, arch: "arm64", firmwareFdt: true, fileLoad: { kind: "missing" } })).toBe("kexec_exe -c");
+    expect(pick({ ...exe, arch: "arm64", quick: true })).toBe("kexec_exe -q");
+    expect(pick({ ...exe, kexecExeExists: false })).toBe("kexec.exe-missing");
+    expect(pick({ ...exe, lockdown: "integrity" })).toBe("kexec.no-loader");
   });
   test("refusals: no kexec at all, disabled, no permission", () => {
     expect(pick({ kexecCore: false })).toBe("kexec.unsupported");

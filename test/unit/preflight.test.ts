@@ -53,7 +53,7 @@ function healthy(): Facts {
     uid: 0,
     pid: 100,
     cmdline: readFileSync(join(FIX, `${OE}.cmdline`), "utf8").trim(),
-    kexec: { core: true, loaded: false, nvwaUpdate: null, fileLoad: { kind: "available" }, loadDisabled: false, exe: "/usr/sbin/kexec", exeExists: true },
+    kexec: { core: true, loaded: false, nvwaUpdate: null, fileLoad: { kind: "available" }, loadDisabled: false, exe: "/usr/sbin/kexec", exeExists: true, firmwareFdt: true },
     lockdown: "none",
     secureBoot: false,
     selinux: null,
@@ -102,7 +102,7 @@ describe("evaluatePreflight", () => {
   test("a healthy machine with every acceleration on passes with no warnings", () => {
     const checks = evaluatePreflight(healthy(), config({ enableQuickKexec: true, enablePinMemory: true }));
     expect(checks.filter((c) => c.status !== "ok")).toEqual([]);
-    expect(row(checks, "kexec.loader")?.detail).toStartWith("kexec_exe -q");
+    expect(row(checks, "kexec.loader")?.detail).toStartWith("kexec_load: quick kexec is enabled");
     expect(checks.map((c) => c.id)).toEqual([
       "privileges",
       "kernel.image",
@@ -138,15 +138,21 @@ describe("evaluatePreflight", () => {
     for (const c of checks.filter((x) => x.status !== "ok")) expect(c.fix ?? "").not.toBe("");
   });
 
-  test("the loader row names the fallback on a kernel without kexec_file_load", () => {
+  test("the loader row names the loader and why on a kernel without kexec_file_load: native on arm64, kexec-tools on x86_64", () => {
     const f = healthy();
     f.kexec.fileLoad = { kind: "missing" };
+    f.kexec.exeExists = false;
     const c = row(evaluatePreflight(f, config()), "kexec.loader");
     expect(c?.status).toBe("ok");
-    expect(c?.detail).toContain("kexec_exe -c");
+    expect(c?.detail).toStartWith("kexec_load: ");
     expect(c?.detail).toContain("CONFIG_KEXEC_FILE");
-    f.kexec.exeExists = false;
+    expect(row(evaluatePreflight(f, config({}, { kexecLoader: "kexec_exe" })), "kexec.loader")?.status).toBe("fail");
+    f.arch = "x64";
     expect(statusOf(evaluatePreflight(f, config()), "kexec.loader")).toBe("fail");
+    f.kexec.exeExists = true;
+    const x = row(evaluatePreflight(f, config()), "kexec.loader");
+    expect(x?.detail).toContain("kexec_exe -c");
+    expect(x?.detail).toContain("CONFIG_KEXEC_FILE");
   });
 
   test("on a kernel without kexec at all (this host), support and loader fail and say why", () => {
