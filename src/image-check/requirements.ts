@@ -4,6 +4,7 @@
  * nvwa's own code or criu's gives; the table in this folder's README.md repeats the reasons.
  */
 import type { CheckStatus } from "../update/preflight-types.ts";
+import type { KexecLoaderChoice } from "../config/types.ts";
 import { configArch, isEnabled, type KernelConfig } from "./kernel-config.ts";
 
 /** Something the kernel lacks (or has that gets in the way), and what it costs. */
@@ -52,11 +53,16 @@ const REQUIREMENTS: readonly Requirement[] = [
   { options: ["INET_DIAG"], status: "warn", cost: "processes holding a TCP or UDP socket cannot be checkpointed (criu finds sockets through sock_diag)" },
 ];
 
-/** kexec-tools as the image has it: the fallback loader where the kernel lacks kexec_file_load. */
+/**
+ * kexec-tools as the image has it: the loader where the kernel lacks kexec_file_load on x86_64, or
+ * everywhere with kexec_loader: kexec_exe. arm64 needs none (nvwa calls kexec_load itself).
+ */
 export interface KexecTools {
   /** kexec_exe inside the image (nvwa-server.yaml's, else /usr/sbin/kexec). */
   path: string;
   executable: boolean;
+  /** nvwa-server.yaml kexec_loader inside the image (default auto). */
+  prefer?: KexecLoaderChoice;
 }
 
 export type Loader = "kexec_file_load" | "kexec_load";
@@ -99,6 +105,20 @@ function judgeKexec(c: KernelConfig, tools: KexecTools): { loader: Loader | null
     return {
       loader: null,
       findings: [{ options: ["KEXEC_FILE", "KEXEC"], what: "neither CONFIG_KEXEC_FILE nor CONFIG_KEXEC is set", status: "fail", cost: "cannot load a kernel: nvwa could not move this machine to another one", fix: "build the kernel with CONFIG_KEXEC_FILE=y (or at least CONFIG_KEXEC=y with kexec-tools in the image)" }],
+    };
+  }
+  if (configArch(c) === "arm64" && (tools.prefer ?? "auto") === "auto") {
+    return {
+      loader: "kexec_load",
+      findings: [
+        {
+          options: ["KEXEC_FILE"],
+          what: "CONFIG_KEXEC_FILE is not set",
+          status: "warn",
+          cost: "no kexec_file_load: nvwa loads the next kernel with kexec_load itself (no kexec-tools needed), which lockdown (Secure Boot) refuses",
+          fix: "nothing while lockdown is off; build the kernel with CONFIG_KEXEC_FILE=y to load under lockdown",
+        },
+      ],
     };
   }
   if (!tools.executable) {

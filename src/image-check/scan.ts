@@ -250,7 +250,7 @@ export function scanImage(root: string): ImageFacts {
     root,
     kernels: kernelVersions(root).map((v) => scanKernel(root, v)),
     kernelDirs: ["/boot", ...MODULE_DIRS],
-    kexecTools: { path: server.kexecExe, executable: executableInTree(root, server.kexecExe).problem === null },
+    kexecTools: { path: server.kexecExe, executable: executableInTree(root, server.kexecExe).problem === null, prefer: server.kexecLoader },
     criu: { ...executableInTree(root, server.criuExe), fromConfig: serverFile.parsed.criu_exe != null },
     unit: { ...unit.facts, unreadable: unreadableUnit, enablement },
     nvwa: executableInTree(root, nvwaExe),

@@ -112,6 +112,20 @@ describe("judgeKernelConfig", () => {
     expect(j.findings[0]?.fix).toContain("install kexec-tools");
   });
 
+  test("arm64 without KEXEC_FILE: nvwa's own kexec_load, kexec-tools or not; with kexec_loader: kexec_exe they are needed", () => {
+    const arm = (tools: KexecTools) => judgeKernelConfig(parseKernelConfig(config({ KEXEC_FILE: null, X86_64: null, ARM64: "y" })), tools);
+    for (const tools of [TOOLS, NO_TOOLS]) {
+      const j = arm(tools);
+      expect(j.loader).toBe("kexec_load");
+      expect(j.findings.find((f) => f.options.includes("KEXEC_FILE"))?.cost).toContain("nvwa loads the next kernel with kexec_load itself (no kexec-tools needed)");
+      expect(j.findings.every((f) => f.status !== "fail")).toBe(true);
+    }
+    const exe = arm({ ...NO_TOOLS, prefer: "kexec_exe" });
+    expect(exe.status).toBe("fail");
+    expect(exe.findings[0]?.cost).toContain("/usr/sbin/kexec (kexec-tools, kexec_load) is not in the image");
+    expect(arm({ ...TOOLS, prefer: "kexec_exe" }).findings[0]?.cost).toContain("/usr/sbin/kexec -c (kexec_load)");
+  });
+
   test("kexec-tools missing does not matter where kexec_file_load exists", () => {
     expect(judge({}, NO_TOOLS).status).toBe("ok");
   });

@@ -13,7 +13,8 @@ import { isNvwaError } from "../../src/errors.ts";
 import { buildArm64Load, DTB_PADDING } from "../../src/kexec/arm64/build.ts";
 import { KASLR_SEED_BYTES, RNG_SEED_BYTES } from "../../src/kexec/arm64/chosen.ts";
 import { findNode, getProp, parseFdt, readCells, readString, type FdtNode } from "../../src/kexec/arm64/fdt.ts";
-import { pageSizeFromAuxv, runningPageSize } from "../../src/kexec/arm64/load.ts";
+import { explainKexecLoad, loadArm64Native, pageSizeFromAuxv, runningPageSize } from "../../src/kexec/arm64/load.ts";
+import { ERRNO } from "../../ffi/errno.ts";
 import { freeRanges, planSegments, readImageHeader, type PlanInputs, type SegmentPlan } from "../../src/kexec/arm64/plan.ts";
 import { br, entryStub, ldrLiteral64, movZero64, STUB_SIZE } from "../../src/kexec/arm64/stub.ts";
 import { unwrapKernel } from "../../src/kexec/format.ts";
@@ -276,5 +277,29 @@ describe("the whole load from real inputs", () => {
     expect(pageSizeFromAuxv(v)).toBe(65536);
     expect(pageSizeFromAuxv(new Uint8Array(16))).toBeNull();
     expect([4096, 16384, 65536]).toContain(runningPageSize());
+  });
+});
+
+describe("the effects' guards", () => {
+  test.skipIf(process.arch === "arm64")("on a host that is not arm64 the native loader refuses before reading or calling anything", () => {
+    let code = "";
+    try {
+      loadArm64Native({ image: new Uint8Array(64), initrdPath: null, cmdline: "", quickRegion: null, avoid: [], kernelPath: "/nonexistent" });
+    } catch (e) {
+      if (isNvwaError(e)) code = e.code;
+    }
+    expect(code).toBe("internal.arm64-loader");
+  });
+
+  test("kexec_load's errnos become sentences naming the kernel and, for a refused layout, every segment", () => {
+    const io = iomemOf("qemu-virt-arm64-2g");
+    const load = buildArm64Load({ image, initrd: null, cmdline: "x", fdt: fdtFixture("qemu-virt-arm64-2g"), iomem: io, pageSize: 4096, kaslrSeed: new Uint8Array(8), rngSeed: new Uint8Array(128) });
+    const inval = explainKexecLoad(ERRNO.EINVAL, "/boot/vmlinuz-6.12", load);
+    expect(inval.code).toBe("kexec.load.EINVAL");
+    expect(inval.message).toContain("/boot/vmlinuz-6.12");
+    expect(inval.message).toMatch(/kernel 0x41e00000-0x[0-9a-f]+, dtb 0x[0-9a-f]+-0x[0-9a-f]+, stub/);
+    expect(inval.hint).toContain("kexec_loader: kexec_exe");
+    expect(explainKexecLoad(ERRNO.EPERM, "/k", load).message).toContain("lockdown");
+    expect(explainKexecLoad(ERRNO.EBUSY, "/k", load).hint).toContain("retry");
   });
 });

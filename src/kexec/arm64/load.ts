@@ -4,6 +4,7 @@
  */
 import { randomFillSync } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { currentArch } from "../../../ffi/arch.ts";
 import { ERRNO, errnoName } from "../../../ffi/errno.ts";
 import { KEXEC_ARCH_AARCH64, KEXEC_QUICK, kexecLoad, kexecLoadUnload } from "../../../ffi/kexec.ts";
 import { SyscallError } from "../../../ffi/libc.ts";
@@ -81,7 +82,7 @@ export function explainKexecLoad(e: number, kernelPath: string, load: Arm64Load)
   switch (e) {
     case ERRNO.EPERM:
       return err(
-        "not permitted: the process lacks CAP_SYS_BOOT, kexec_load_disabled is set, or the kernel is in lockdown (which refuses kexec_load)",
+        "not permitted: the process lacks CAP_SYS_BOOT, kexec_load_disabled is set, the kernel is in lockdown (which refuses kexec_load), or /proc/sys/kernel/kexec_load_limit_reboot (Linux 6.7+) is used up",
         "run nvwa as root on the host; under lockdown only kexec_file_load with a signed image works",
       );
     case ERRNO.EBUSY:
@@ -101,6 +102,11 @@ export function explainKexecLoad(e: number, kernelPath: string, load: Arm64Load)
 
 /** Builds and loads; returns what was loaded (for the log). */
 export function loadArm64Native(o: NativeArm64Options): Arm64Load {
+  // The segments are physical addresses of an arm64 machine: never hand them to another kernel
+  // (a test that forces arch "arm64" on an x86_64 host stops here, before any syscall).
+  if (currentArch() !== "arm64") {
+    throw new NvwaError("internal.arm64-loader", `the native arm64 loader runs only on arm64 (this is ${currentArch()})`, { hint: "this is a bug in nvwa" });
+  }
   const initrd = o.initrdPath === null ? null : readOrThrow(o.initrdPath, "the initramfs", "run nvwa as root; check the file's permissions");
   const load = buildArm64Load({
     image: o.image,
