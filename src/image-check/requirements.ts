@@ -107,20 +107,20 @@ function judgeKexec(c: KernelConfig, tools: KexecTools): { loader: Loader | null
       findings: [{ options: ["KEXEC_FILE", "KEXEC"], what: "neither CONFIG_KEXEC_FILE nor CONFIG_KEXEC is set", status: "fail", cost: "cannot load a kernel: nvwa could not move this machine to another one", fix: "build the kernel with CONFIG_KEXEC_FILE=y (or at least CONFIG_KEXEC=y with kexec-tools in the image)" }],
     };
   }
-  if (configArch(c) === "arm64" && (tools.prefer ?? "auto") === "auto") {
-    return {
-      loader: "kexec_load",
-      findings: [
-        {
-          options: ["KEXEC_FILE"],
-          what: "CONFIG_KEXEC_FILE is not set",
-          status: "warn",
-          cost: "no kexec_file_load: nvwa loads the next kernel with kexec_load itself (no kexec-tools needed), which lockdown (Secure Boot) refuses",
-          fix: "nothing while lockdown is off; build the kernel with CONFIG_KEXEC_FILE=y to load under lockdown",
-        },
-      ],
-    };
-  }
+  // Without kexec_file_load, kexec_load loads: nvwa's own on arm64, kexec-tools elsewhere.
+  const withoutFileLoad = (by: string): { loader: Loader; findings: Finding[] } => ({
+    loader: "kexec_load",
+    findings: [
+      {
+        options: ["KEXEC_FILE"],
+        what: "CONFIG_KEXEC_FILE is not set",
+        status: "warn",
+        cost: `no kexec_file_load: nvwa loads the next kernel with ${by}, which lockdown (Secure Boot) refuses`,
+        fix: "nothing while lockdown is off; build the kernel with CONFIG_KEXEC_FILE=y to load under lockdown",
+      },
+    ],
+  });
+  if (configArch(c) === "arm64" && (tools.prefer ?? "auto") === "auto") return withoutFileLoad("kexec_load itself (no kexec-tools needed)");
   if (!tools.executable) {
     return {
       loader: null,
@@ -135,18 +135,7 @@ function judgeKexec(c: KernelConfig, tools: KexecTools): { loader: Loader | null
       ],
     };
   }
-  return {
-    loader: "kexec_load",
-    findings: [
-      {
-        options: ["KEXEC_FILE"],
-        what: "CONFIG_KEXEC_FILE is not set",
-        status: "warn",
-        cost: `no kexec_file_load: nvwa loads the next kernel with ${tools.path} -c (kexec_load), which lockdown (Secure Boot) refuses`,
-        fix: "nothing while lockdown is off; build the kernel with CONFIG_KEXEC_FILE=y to load under lockdown",
-      },
-    ],
-  };
+  return withoutFileLoad(`${tools.path} -c (kexec_load)`);
 }
 
 /** Pure: every finding for one kernel's config, fails first, and the loader it leaves nvwa. */

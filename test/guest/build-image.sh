@@ -18,9 +18,9 @@
 # arm64 (`build-image.sh arm64`, alias aarch64): the same recipe for Debian's arm64 port, built on this
 # x86_64 host by running the arm64 package scripts under qemu-user-static through binfmt_misc (which
 # this script mounts and registers when missing; 10-12 min on two shared cores instead of 1-2). Its
-# .debs are cached apart, in <cache>/debs-arm64. No Redis; strace added. Its kernels are Debian's
-# cloud-arm64 6.1 and 6.12: raw arm64 Images built without CONFIG_KEXEC_FILE, so the guest exercises
-# nvwa's `kexec -c` fallback (scenarios/arm64).
+# .debs are cached apart, in <cache>/debs-arm64. No stock units or sshd; strace added; no kexec-tools.
+# Its kernels are Debian's cloud-arm64 6.1 and 6.12: raw arm64 Images built without
+# CONFIG_KEXEC_FILE, so the guest exercises nvwa's own kexec_load loader (scenarios/arm64*).
 #
 # Environment: NVWA_GUEST_CACHE (default /var/cache/nvwa-guest), NVWA_GUEST_MIRROR and
 # NVWA_GUEST_SECURITY_MIRROR (default: the host's Debian mirrors from /etc/apt, else deb.debian.org),
@@ -128,10 +128,11 @@ include=(
 	openssh-server
 	nginx mosquitto mosquitto-clients lighttpd
 )
-# arm64: one scenario (a counter, no Redis: every package costs build time under qemu-user), and
-# strace, which shows by name the syscalls nvwa's arm64 build makes (its syscall-number table).
+# arm64: the scenarios' own workloads (a counter, Redis) but not the stock units, sshd and Ansible's
+# (every package costs build time under qemu-user), and strace, which shows by name the syscalls
+# nvwa's arm64 build makes (its syscall-number table, kexec_load).
 if [[ $arch != x86_64 ]]; then
-	mapfile -t include < <(printf '%s\n' "${include[@]}" strace | grep -vx -e redis-server -e openssh-server -e nginx -e mosquitto -e mosquitto-clients -e lighttpd)
+	mapfile -t include < <(printf '%s\n' "${include[@]}" strace | grep -vx -e openssh-server -e nginx -e mosquitto -e mosquitto-clients -e lighttpd)
 fi
 
 work=$(mktemp -d "$NVWA_GUEST_CACHE/.build-$key.XXXXXX")

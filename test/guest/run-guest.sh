@@ -3,7 +3,7 @@
 #
 #   run-guest.sh --image DIR [--payload DIR] [--kernel old|new|VERSION] [--timeout SEC]
 #                [--out DIR] [--serial FILE] [--append "ARGS"] [--mem SIZE] [--smp N] [--cpu MODEL]
-#                [--keep-disk] [--hostfwd HOSTPORT:GUESTPORT] [--allow-reboot]
+#                [--keep-disk] [--hostfwd HOSTPORT:GUESTPORT] [--allow-reboot] [--uefi]
 #
 #   --image DIR     a cache directory printed by build-image.sh (default: run build-image.sh)
 #   --payload DIR   (alias --inject) a tree that becomes the second disk, LABEL=NVWAPAYLOAD, mounted on
@@ -26,6 +26,18 @@
 #                   option the guest has no NIC at all (-nic none).
 #   --allow-reboot  a firmware reboot boots -kernel (the old kernel) again instead of ending QEMU:
 #                   for the benchmark's cold path only; scenarios keep -no-reboot (see below)
+#   --uefi          arm64 images only: boot through UEFI firmware (EDK2's ArmVirtQemu from Debian's
+#                   qemu-efi-aarch64, /usr/share/qemu-efi-aarch64/QEMU_EFI.fd, given with -bios); the
+#                   kernel and initrd still come from -kernel/-initrd, and EDK2 starts the kernel
+#                   through its EFI stub: /sys/firmware/efi exists and /sys/firmware/fdt is the tree
+#                   the stub passed (/chosen with linux,uefi-* properties; the initrd is found through
+#                   an EFI table, not linux,initrd-*). EDK2 adds "initrd=initrd" to the command line.
+#                   QEMU's virt board gives EDK2 ACPI tables by default, and EDK2 then offers the OS
+#                   ACPI only: the kernel runs on ACPI, its fdt is the stub's empty tree (/chosen
+#                   only, ~500 bytes) and /proc/device-tree does not exist. NVWA_GUEST_QEMU_ARGS=
+#                   "-M acpi=off" (merged into -M) makes EDK2 pass QEMU's device tree instead (6.1's
+#                   stub keeps its /memory node; the kernel takes memory from the EFI memory map).
+#                   The firmware adds ~1 s before the kernel under TCG. x86_64 images: exit 125.
 #   --cpu MODEL     QEMU -cpu (default max,-erms; arm64 images: max,pauth-impdef=on; env NVWA_GUEST_CPU);
 #                   NVWA_GUEST_QEMU and NVWA_GUEST_QEMU_ARGS replace the QEMU binary (default by the
 #                   image's arch: qemu-system-x86_64 or qemu-system-aarch64) / add arguments (e.g. -L DIR)
@@ -43,7 +55,7 @@ set -euo pipefail
 # Harness errors exit 125 (the scenario's own statuses are 0..123, timeouts 124).
 trap 'echo "${0##*/}: line $LINENO: command failed (status $?): $BASH_COMMAND" >&2; exit 125' ERR
 
-image='' payload='' kernel=old timeout=600 out='' serial_copy='' append='' mem=2G smp=2 keep_disk=0 hostfwd='' no_reboot=(-no-reboot)
+image='' payload='' kernel=old timeout=600 out='' serial_copy='' append='' mem=2G smp=2 keep_disk=0 hostfwd='' no_reboot=(-no-reboot) uefi=0
 cpu=${NVWA_GUEST_CPU:-} # default per architecture, below
 while (($#)); do
 	case $1 in
@@ -60,6 +72,7 @@ while (($#)); do
 	--keep-disk) keep_disk=1 ;;
 	--hostfwd) hostfwd=$2; shift ;;
 	--allow-reboot) no_reboot=() ;;
+	--uefi) uefi=1 ;;
 	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	*) echo "run-guest.sh: unknown argument '$1' (see --help)" >&2; exit 125 ;;
 	esac
@@ -81,6 +94,13 @@ arm64) qemu_default=qemu-system-aarch64 machine=(-M "virt,gic-version=2") cpu_de
 *) echo "run-guest.sh: $image/arch says '$guest_arch' (x86_64 or arm64)" >&2; exit 125 ;;
 esac
 cpu=${cpu:-$cpu_default}
+firmware=()
+if ((uefi)); then
+	[[ $guest_arch == arm64 ]] || { echo "run-guest.sh: --uefi is for arm64 images only; $image is $guest_arch (its guest boots -kernel directly)" >&2; exit 125; }
+	efi_fd=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
+	[[ -r $efi_fd ]] || { echo "run-guest.sh: --uefi needs $efi_fd: apt-get install qemu-efi-aarch64 (build/dev.sh, setup-host.sh)" >&2; exit 125; }
+	firmware=(-bios "$efi_fd")
+fi
 need_cmds "${NVWA_GUEST_QEMU:-$qemu_default}"
 case $kernel in
 old) kernel=$KVER_OLD ;;
@@ -143,10 +163,14 @@ t_boot=$(now_us)
 #   -cpu max,pauth-impdef=on  every feature TCG has; pointer authentication with QEMU's cheap
 #                       implementation-defined hash instead of QARMA, which TCG computes slowly
 #   console=ttyAMA0     the board's PL011 UART; no clearcpuid (an x86 parameter)
+#   -bios QEMU_EFI.fd   (--uefi) EDK2 loaded into the board's first flash bank, the second (variable
+#                       store) left blank: no 64 MiB pflash copies to make per run, nothing kept between
+#                       runs. EDK2 finds -kernel/-initrd/-append in fw_cfg and starts the kernel as an
+#                       EFI application (its EFI stub), so the kernel sees an EFI boot.
 qemu_bin=${NVWA_GUEST_QEMU:-$qemu_default}
 read -r -a qemu_data <<<"${NVWA_GUEST_QEMU_ARGS:-}"
 qemu=(
-	"$qemu_bin" "${qemu_data[@]}" "${machine[@]}" -accel tcg -cpu "$cpu" -m "$mem" -smp "$smp"
+	"$qemu_bin" "${qemu_data[@]}" "${machine[@]}" "${firmware[@]}" -accel tcg -cpu "$cpu" -m "$mem" -smp "$smp"
 	-nodefaults -display none "${nic[@]}" "${no_reboot[@]}"
 	-kernel "$image/vmlinuz-$kernel" -initrd "$image/initrd.img-$kernel"
 	-append "console=$console root=/dev/vda rw fsck.mode=skip net.ifnames=0 panic=-1$arch_append${append:+ $append}"

@@ -3,7 +3,7 @@
 #
 #   run-scenario.sh NAME|DIR [--add SRC:DEST]... [--add-dir SRC:DEST]... [--kernel K]
 #                   [--timeout SEC] [--out DIR] [--image DIR] [--keep-disk] [--hostfwd H:G]
-#                   [--mem SIZE] [--allow-reboot]
+#                   [--mem SIZE] [--allow-reboot] [--uefi]
 #
 #   NAME            a directory under test/guest/scenarios/ (or a path to one), holding:
 #                     run.sh         guest side, run at every boot with the boot number (required)
@@ -17,7 +17,7 @@
 #   --add-dir SRC:DEST  the same for the host directory SRC and everything in it, e.g. the signed
 #                   RPM repo: --add-dir dist/guest-repo:/mnt (as if the repo's ISO were mounted there)
 #   --kernel, --timeout override scenario.conf; --out, --image, --keep-disk, --hostfwd, --mem,
-#                   --allow-reboot go to run-guest.sh
+#                   --allow-reboot, --uefi go to run-guest.sh
 #
 # Exit status: 0 when the guest passed and check.sh agreed; otherwise the guest's status (see
 # run-guest.sh) or check.sh's. The run directory (printed) keeps serial.log, results/, timings.txt.
@@ -48,7 +48,7 @@ while (($#)); do
 	--out) out=$2; shift ;;
 	--keep-disk) guest_args+=(--keep-disk) keep=1 ;;
 	--hostfwd | --mem) guest_args+=("$1" "$2"); shift ;;
-	--allow-reboot) guest_args+=("$1") ;;
+	--allow-reboot | --uefi) guest_args+=("$1") ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 	shift

@@ -141,6 +141,7 @@ export const KNOWN_FILES: readonly { path: RegExp; pkg: string }[] = [
   { path: /\/usr\/share\/keyrings\/debian-archive-keyring\.gpg/, pkg: "debian-archive-keyring" },
   { path: /\/usr\/lib\/binfmt\.d\/qemu-/, pkg: "qemu-user-static" },
   { path: /\/usr\/share\/mmdebstrap\//, pkg: "mmdebstrap" },
+  { path: /\/usr\/share\/qemu-efi-aarch64\//, pkg: "qemu-efi-aarch64" },
 ];
 
 const BUILTINS = new Set(

@@ -42,13 +42,20 @@ done
 mkdir -p "$root/etc/nvwa-guest"
 printf 'KVER_OLD=%s\nKVER_NEW=%s\n' "$kold" "$knew" >"$root/etc/nvwa-guest/kernels.env"
 
-# 3. kexec-tools, preseeded so that Debian's kexec-load script (run at shutdown) does NOT load the
-#    default kernel over the one nvwa (or a test) loaded: LOAD_KEXEC=false in /etc/default/kexec.
-echo "kexec-tools kexec-tools/load_kexec boolean false" | in_guest debconf-set-selections
-in_guest apt-get install -y -q kexec-tools
-if ! grep -qx 'LOAD_KEXEC=false' "$root/etc/default/kexec"; then
-	echo "customize: /etc/default/kexec does not say LOAD_KEXEC=false:" >&2
-	cat "$root/etc/default/kexec" >&2
+# 3. kexec-tools (amd64 only), preseeded so that Debian's kexec-load script (run at shutdown) does NOT
+#    load the default kernel over the one nvwa (or a test) loaded: LOAD_KEXEC=false in
+#    /etc/default/kexec. The arm64 image has none: nvwa loads arm64 kernels itself (kexec_load), and
+#    the arm64 scenarios prove it with no kexec-tools to fall back on.
+if [[ $debarch == amd64 ]]; then
+	echo "kexec-tools kexec-tools/load_kexec boolean false" | in_guest debconf-set-selections
+	in_guest apt-get install -y -q kexec-tools
+	if ! grep -qx 'LOAD_KEXEC=false' "$root/etc/default/kexec"; then
+		echo "customize: /etc/default/kexec does not say LOAD_KEXEC=false:" >&2
+		cat "$root/etc/default/kexec" >&2
+		exit 1
+	fi
+elif [[ -e $root/usr/sbin/kexec ]]; then
+	echo "customize: kexec-tools is in the $debarch image; it must not be" >&2
 	exit 1
 fi
 

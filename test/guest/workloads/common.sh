@@ -209,3 +209,82 @@ PY
 write_services_config() {
 	write_restore_config "[]" "$(flow_list "$@")"
 }
+
+# json_get FILE EXPR: a field of a JSON file, EXPR in Python over `j`; empty when missing.
+json_get() {
+	python3 -c 'import json,sys
+j = json.load(open(sys.argv[1]))
+v = eval(sys.argv[2], {"j": j})
+print("" if v is None else v)' "$1" "$2" 2>/dev/null || true
+}
+
+# kaslr_state: what the running arm64 kernel said about KASLR at boot ("KASLR enabled", "KASLR
+# disabled due to lack of seed", …; arch/arm64/kernel/kaslr.c): a kernel entered without a
+# kaslr-seed in /chosen runs at its link address.
+kaslr_state() {
+	dmesg | grep -m1 -o 'KASLR .*' || echo "KASLR: no message"
+}
+
+# eth0_up: the NIC of a host-side peer (run-guest.sh --hostfwd), configured by hand. Nothing on the
+# machine configures it at boot: after the jump only nvwa's restore_net brings it back.
+eth0_up() {
+	guest_wait 60 test -e /sys/class/net/eth0 || guest_fail "no eth0 (run-guest.sh --hostfwd): $(ls /sys/class/net)"
+	ip addr add 10.0.2.15/24 dev eth0
+	ip link set eth0 up
+	ip route add default via 10.0.2.2 dev eth0
+}
+
+# The host peer's INCR counter in Redis (guest_wait re-runs this until it holds).
+host_exchanges_are() { [[ $(redis-cli GET host_exchanges) == "$1" ]]; }
+
+# host_peer_first: ask the host peer (scenario.conf TCP_PEER_*) for its first INCR to Redis and
+# note its address and port in $W/peer.addr.
+host_peer_first() {
+	local peer
+	guest_mark tcp-peer-go
+	guest_wait 120 host_exchanges_are 1 || guest_fail "the host peer's INCR did not arrive (host_exchanges=$(redis-cli GET host_exchanges))"
+	peer=$(redis-cli CLIENT LIST | grep -o 'addr=10\.0\.2\.2:[0-9]*') || guest_fail "no client from 10.0.2.2: $(redis-cli CLIENT LIST)"
+	echo "$peer" >"$W/peer.addr"
+	guest_result tcp_peer_before "$peer"
+}
+
+# host_peer_kept: after the jump, the host peer's connection is back in Redis (same address and
+# port) and carries the peer's second INCR; nothing reconnected (the host checks its side used
+# one socket too).
+host_peer_kept() {
+	local peer
+	peer=$(cat "$W/peer.addr")
+	redis-cli CLIENT LIST >"$NVWA_RESULTS/redis-clients.txt"
+	grep -q "$peer " "$NVWA_RESULTS/redis-clients.txt" || guest_fail "Redis lost the peer's connection $peer: $(cat "$NVWA_RESULTS/redis-clients.txt")"
+	guest_mark tcp-peer-go
+	guest_wait 120 host_exchanges_are 2 || guest_fail "the host peer's INCR after the jump did not arrive (host_exchanges=$(redis-cli GET host_exchanges)); clients: $(redis-cli CLIENT LIST)"
+	guest_result tcp_peer_after "$peer"
+}
+
+# counter_kept: the counter is at its old pid and counts on from its frozen value, without a gap.
+counter_kept() {
+	local pid before after
+	pid=$(cat "$W/counter.pid")
+	[[ -d /proc/$pid && $(cat "/proc/$pid/comm") == python3 ]] || guest_fail "counter not at its old pid $pid"
+	before=$(wc -l <"$W/counter.log")
+	sleep 1
+	after=$(wc -l <"$W/counter.log")
+	((after > before)) || guest_fail "counter is not counting after restore"
+	assert_counter_continuous
+	guest_result counter_last "$after"
+}
+
+# redis_kept KEYS: Redis after the jump: at least KEYS keys (those start_redis_test populated; the
+# marker and a host peer's counter come on top), the marker from the old kernel, active under
+# systemd with the restored pid as MainPID.
+redis_kept() {
+	local keys mainpid
+	keys=$(redis-cli DBSIZE)
+	guest_result redis_keys "$keys"
+	((keys > $1)) || guest_fail "redis has $keys keys after restore, fewer than the $1 populated and the marker"
+	[[ $(redis-cli GET marker) == "before-$KVER_OLD" ]] || guest_fail "redis marker lost"
+	[[ $(systemctl is-active redis-test.service) == active ]] || guest_fail "redis-test is not active: $(systemctl status redis-test --no-pager | tail -5)"
+	mainpid=$(systemctl show -p MainPID --value redis-test.service)
+	guest_result redis_mainpid "$mainpid"
+	[[ $mainpid == "$(cat "$W/redis.pid")" ]] || guest_fail "redis MainPID is $mainpid, the restored pid is $(cat "$W/redis.pid")"
+}

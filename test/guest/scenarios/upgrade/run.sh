@@ -13,25 +13,13 @@ set -euo pipefail
 . /usr/local/lib/nvwa-test/common.sh
 boot=$1
 
-# The host peer's INCR counter in Redis (guest_wait re-runs this until it holds).
-host_exchanges_are() { [[ $(redis-cli GET host_exchanges) == "$1" ]]; }
-
 case $boot in
 1)
 	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot 1 runs $(uname -r), expected $KVER_OLD"
 	guest_result kernel_before "$(uname -r)"
-	# The NIC of the host-side peer. Nothing on this machine configures it at boot: after the jump
-	# only nvwa's restore_net brings the address and the default route back.
-	guest_wait 60 test -e /sys/class/net/eth0 || guest_fail "no eth0 (run-guest.sh --hostfwd): $(ls /sys/class/net)"
-	ip addr add 10.0.2.15/24 dev eth0
-	ip link set eth0 up
-	ip route add default via 10.0.2.2 dev eth0
+	eth0_up
 	start_workloads
-	guest_mark tcp-peer-go
-	guest_wait 120 host_exchanges_are 1 || guest_fail "the host peer's INCR did not arrive (host_exchanges=$(redis-cli GET host_exchanges))"
-	peer=$(redis-cli CLIENT LIST | grep -o 'addr=10\.0\.2\.2:[0-9]*') || guest_fail "no client from 10.0.2.2: $(redis-cli CLIENT LIST)"
-	echo "$peer" >"$W/peer.addr"
-	guest_result tcp_peer_before "$peer"
+	host_peer_first
 	# restore_net: configuration nvwa must carry over the jump (a dummy link is not recreated by
 	# anything on the new boot; only nvwa's saved snapshot brings it back).
 	ip link add nd0 type dummy
@@ -49,33 +37,10 @@ case $boot in
 2)
 	guest_arrived "$KVER_NEW"
 
-	# The counter continues from its frozen value.
-	before=$(wc -l <"$W/counter.log")
-	sleep 1
-	after=$(wc -l <"$W/counter.log")
-	((after > before)) || guest_fail "counter is not counting after restore"
-	assert_counter_continuous
-	guest_result counter_last "$after"
-	[[ $(cat /proc/"$(cat "$W/counter.pid")"/comm) == python3 ]] || guest_fail "counter not at its old pid"
-
-	# Redis: every key, the marker from the old kernel, active under systemd with the restored pid.
-	keys=$(redis-cli DBSIZE)
-	guest_result redis_keys "$keys"
-	((keys >= 100000)) || guest_fail "redis has $keys keys after restore"
-	[[ $(redis-cli GET marker) == "before-$KVER_OLD" ]] || guest_fail "redis marker lost"
-	[[ $(systemctl is-active redis-test.service) == active ]] || guest_fail "redis-test is not active: $(systemctl status redis-test --no-pager | tail -5)"
-	mainpid=$(systemctl show -p MainPID --value redis-test.service)
-	guest_result redis_mainpid "$mainpid"
-	[[ $mainpid == "$(cat "$W/redis.pid")" ]] || guest_fail "redis MainPID is $mainpid, the restored pid is $(cat "$W/redis.pid")"
-
-	# TCP: the host peer's connection is back in Redis (same peer address and port) and carries
-	# the peer's second INCR; nothing reconnected (the host checks its side used one socket too).
-	peer=$(cat "$W/peer.addr")
-	redis-cli CLIENT LIST >"$NVWA_RESULTS/redis-clients.txt"
-	grep -q "$peer " "$NVWA_RESULTS/redis-clients.txt" || guest_fail "Redis lost the peer's connection $peer: $(cat "$NVWA_RESULTS/redis-clients.txt")"
-	guest_mark tcp-peer-go
-	guest_wait 120 host_exchanges_are 2 || guest_fail "the host peer's INCR after the jump did not arrive (host_exchanges=$(redis-cli GET host_exchanges)); clients: $(redis-cli CLIENT LIST)"
-	guest_result tcp_peer_after "$peer"
+	counter_kept
+	# Redis: every key, the marker, active under systemd with the restored pid.
+	redis_kept 100000
+	host_peer_kept
 	# The loopback connection: both ends restored (client at its old pid), it carries another INCR.
 	[[ $(cat /proc/"$(cat "$W/tcp.pid")"/comm) == python3 ]] || guest_fail "the tcp client is not at its old pid"
 	kill -USR1 "$(cat "$W/tcp.pid")"
