@@ -22,8 +22,15 @@
  *   restored processes in its cgroup.
  * In every mode the helper also moves the restored pids into its own cgroup (the unit's), since
  * criu runs from the daemon and its children start in nvwa.service's cgroup.
- * The helper runs as root (User=/Group= reset, DynamicUser=no): it must reach the daemon's
- * root-only socket and write cgroup files, whatever user the service itself runs as.
+ * The helper runs as root through the "!" prefix on its ExecStart: it must reach the daemon's
+ * root-only socket and write cgroup files, whatever user the service itself runs as. Not through
+ * User=root: systemd creates and chowns RuntimeDirectory=, StateDirectory=, CacheDirectory= and
+ * LogsDirectory= (recursively) to the User= of the command it starts (execute.c
+ * setup_exec_directory), so the unit's directories would become root's and the restored process,
+ * still running as the unit's user, could no longer write them. "!" skips only the credential
+ * change; User= keeps deciding who owns those directories (src/systemd/notes/sandboxed-units.md §3.7).
+ * DynamicUser=no is kept as a guard: units with DynamicUser=yes are refused earlier (their
+ * implied sandbox gives them namespaces of their own, service.own-namespace).
  */
 import { existsSync, readdirSync, rmdirSync, statSync, unlinkSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -149,10 +156,9 @@ export function renderRestoreDropin(p: Pick<ServiceProperties, "unit" | "type" |
     "[Service]",
     `Type=${mode.type}`,
     "ExecStart=",
-    `ExecStart=${[bin, "restore", p.unit].map(quoteExecArg).join(" ")}`,
-    // The helper must reach the root-only daemon socket and write cgroup.procs.
-    "User=root",
-    "Group=root",
+    // "!": as root (the daemon's root-only socket, cgroup.procs) without taking the unit's
+    // directories from its User=.
+    `ExecStart=!${[bin, "restore", p.unit].map(quoteExecArg).join(" ")}`,
     "DynamicUser=no",
     `TimeoutStartSec=${opts.timeoutStartSec ?? DEFAULT_RESTORE_TIMEOUT_SEC}`,
     // The helper learns how to hand the restored process to systemd from these.

@@ -45,9 +45,7 @@ describe("rendering", () => {
         "[Service]",
         "Type=notify",
         "ExecStart=",
-        "ExecStart=/usr/bin/nvwa restore redis-server.service",
-        "User=root",
-        "Group=root",
+        "ExecStart=!/usr/bin/nvwa restore redis-server.service",
         "DynamicUser=no",
         "TimeoutStartSec=300",
         'Environment="NVWA_RESTORE_MODE=notify"',
@@ -60,7 +58,9 @@ describe("rendering", () => {
   test("simple service restored as forking with nvwa's PID file", () => {
     const t = renderRestoreDropin({ unit: "counter.service", type: "simple", pidFile: "" }, { nvwaBin: "/opt/nvwa/bin/nvwa" });
     expect(t).toContain("Type=forking\n");
-    expect(t).toContain("ExecStart=/opt/nvwa/bin/nvwa restore counter.service\n");
+    expect(t).toContain("ExecStart=!/opt/nvwa/bin/nvwa restore counter.service\n");
+    // root through "!", never User=root: the unit's User= keeps owning its RuntimeDirectory= and StateDirectory=
+    expect(t).not.toMatch(/^(User|Group)=/m);
     expect(t).toContain('Environment="NVWA_PIDFILE=/run/nvwa/pid/counter.service.pid"\n');
     expect(t).toContain("PIDFile=/run/nvwa/pid/counter.service.pid\nGuessMainPID=no\n");
     expect(t).not.toContain("NotifyAccess");
@@ -75,7 +75,7 @@ describe("rendering", () => {
   test("escaped instance names survive systemd's unescaping", () => {
     const unit = "getty@tty\\x2d1.service";
     const t = renderRestoreDropin({ unit, type: "simple", pidFile: "" }, { nvwaBin: "/usr/bin/nvwa" });
-    expect(t).toContain('ExecStart=/usr/bin/nvwa restore "getty@tty\\\\x2d1.service"\n');
+    expect(t).toContain('ExecStart=!/usr/bin/nvwa restore "getty@tty\\\\x2d1.service"\n');
     expect(t).toContain('Environment="NVWA_PIDFILE=/run/nvwa/pid/getty@tty\\\\x2d1.service.pid"\n');
   });
 

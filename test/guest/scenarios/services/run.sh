@@ -4,6 +4,8 @@
 #   svc-simple   Type=simple            (the counter is the main process)
 #   svc-forking  Type=forking, PIDFile= (a double-forking daemon)
 #   svc-oneshot  Type=oneshot, RemainAfterExit=yes, its ExecStart leaves the counter running
+#   svc-user     Type=simple as User=daemon with RuntimeDirectory= and StateDirectory= (its count
+#                goes to /var/lib/svc-user): after the jump both are still daemon's, so it counts on
 #   svc-journal  Type=simple with no output setting (stdout and stderr: a stream to the journal)
 #                that counts on stdout and through syslog(3); after the jump its lines continue
 #                in `journalctl -b -u svc-journal`, from the same pid, filed under its unit
@@ -20,7 +22,7 @@ set -euo pipefail
 . "$NVWA_GUEST_LIB"
 . /usr/local/lib/nvwa-test/common.sh
 boot=$1
-UNITS=(svc-simple.service svc-forking.service svc-oneshot.service)
+UNITS=(svc-simple.service svc-forking.service svc-oneshot.service svc-user.service)
 
 # cgroup_pids UNIT: the pids in the unit's cgroup (cgroup v2), sorted.
 cgroup_pids() {
@@ -52,6 +54,8 @@ case $boot in
 	guest_result kernel_before "$(uname -r)"
 	mkdir -p "$W"
 	rm -f "$W"/*.log
+	# svc-user counts into its StateDirectory; the checks below read every counter as $W/<name>.log.
+	ln -s /var/lib/svc-user/count.log "$W/svc-user.log"
 	base=33000
 	for u in "${UNITS[@]}"; do
 		high_pids $base
@@ -65,6 +69,7 @@ case $boot in
 		[[ $(systemctl is-active "$u") == active ]] || guest_fail "$u is $(systemctl is-active "$u")"
 	done
 	systemctl show -p MainPID --value svc-simple.service >"$W/svc-simple.pid"
+	systemctl show -p MainPID --value svc-user.service >"$W/svc-user.pid"
 	systemctl show -p MainPID --value svc-forking.service >"$W/svc-forking.pid"
 	[[ $(cat "$W/svc-forking.pid") == "$(cat /run/svc-forking.pid)" ]] || guest_fail "svc-forking: MainPID is not its PIDFile's pid"
 	cgroup_pids svc-oneshot.service >"$W/svc-oneshot.pid"
@@ -126,6 +131,12 @@ print(r["status"], r["detail"])' "$NVWA_RESULTS/check-stock-redis.json")"
 		((after > before)) || fails+=("$u: the counter is not counting")
 		guest_result "${n}_count" "$after"
 	done
+	# svc-user's directories after the jump: /run/svc-user made anew and /var/lib/svc-user, both
+	# still the unit's user's (nvwa's helper ran as root through "!", not User=root).
+	owners="$(stat -c '%n %U:%G' /run/svc-user /var/lib/svc-user /var/lib/svc-user/count.log 2>&1 | tr '\n' ',')"
+	guest_result svc-user_owners "$owners"
+	[[ $owners == "/run/svc-user daemon:daemon,/var/lib/svc-user daemon:daemon,/var/lib/svc-user/count.log daemon:daemon," ]] || fails+=("svc-user's directories are not daemon's after the jump: $owners")
+	guest_result svc-user_uid "$(awk '/^Uid:/ { print $2 }' "/proc/$(cat "$W/svc-user.pid")/status")"
 	((${#fails[@]} == 0)) || guest_fail "$(printf '%s; ' "${fails[@]}")"
 	for u in "${UNITS[@]}"; do assert_continuous "${u%.service}"; done
 
@@ -176,7 +187,7 @@ PY
 	done
 	nvwa init >"$NVWA_RESULTS/init2.txt" 2>&1 || guest_fail "the second nvwa init failed: $(cat "$NVWA_RESULTS/init2.txt")"
 	grep -q "^nothing to remove" "$NVWA_RESULTS/init2.txt" || guest_fail "the second nvwa init found something: $(cat "$NVWA_RESULTS/init2.txt")"
-	guest_result init "$(tr '\n' ' ' <"$NVWA_RESULTS/init.txt" | tr -s ' ' | cut -c1-300)"
+	guest_result init "$(tr '\n' ' ' <"$NVWA_RESULTS/init.txt" | tr -s ' ' | cut -c1-800)"
 	guest_result init2 "$(cat "$NVWA_RESULTS/init2.txt")"
 	cp "$W"/*.log "$NVWA_RESULTS/" 2>/dev/null || true
 	guest_mark scenario-passed
