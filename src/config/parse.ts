@@ -203,6 +203,7 @@ export function checkRestoreParsed(file: string, p: Parsed): { config: RestoreCo
       restoreNet: (p.restore_net as boolean | null | undefined) ?? RESTORE_DEFAULTS.restoreNet,
       enableQuickKexec: (p.enable_quick_kexec as boolean | null | undefined) ?? RESTORE_DEFAULTS.enableQuickKexec,
       enablePinMemory: (p.enable_pin_memory as boolean | null | undefined) ?? RESTORE_DEFAULTS.enablePinMemory,
+      enablePreDump: (p.enable_pre_dump as boolean | null | undefined) ?? RESTORE_DEFAULTS.enablePreDump,
       debug: a ?? b ?? RESTORE_DEFAULTS.debug,
     },
     problems,

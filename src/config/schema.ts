@@ -87,6 +87,7 @@ export const RESTORE_KEYS = {
   restore_net: v.nullish(flag),
   enable_quick_kexec: v.nullish(flag),
   enable_pin_memory: v.nullish(flag),
+  enable_pre_dump: v.nullish(flag),
   enable_debug_mode: v.nullish(flag),
   /** The original's misspelling; existing installations have it, so it stays valid. */
   enbale_debug_mode: v.nullish(flag),

@@ -7,6 +7,11 @@ export interface RestoreConfig {
   restoreNet: boolean;
   enableQuickKexec: boolean;
   enablePinMemory: boolean;
+  /**
+   * Pre-dump each target's memory while it runs, so the freeze writes only what changed since
+   * (src/update/pre-dump.ts). Needs soft-dirty (x86_64); elsewhere the dump is in full, and says so.
+   */
+  enablePreDump: boolean;
   /** Keep images and pass criu -v4 (from `enable_debug_mode`, or the legacy `enbale_debug_mode`). */
   debug: boolean;
 }
@@ -54,5 +59,6 @@ export const RESTORE_DEFAULTS: RestoreConfig = {
   restoreNet: false,
   enableQuickKexec: false,
   enablePinMemory: false,
+  enablePreDump: false,
   debug: false,
 };

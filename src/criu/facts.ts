@@ -43,6 +43,7 @@ export function gatherCheckpointFacts(
       pinMemory: caps.pinMemory,
       ...(caps.networkLock === undefined ? {} : { networkLock: caps.networkLock }),
       version: caps.version.text,
+      memTrack: caps.memTrack,
     },
     hardwareBreakpoints,
   };

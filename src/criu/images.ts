@@ -3,7 +3,7 @@
  * before the jump, and removing the images (process memory) once they are no longer needed.
  * The logs (dump.log, restore.log) are kept: they are small and `nvwa status` points at them.
  */
-import { closeSync, fsyncSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { NvwaError } from "../errors.ts";
 import type { OnNote } from "../note.ts";
@@ -51,12 +51,22 @@ export function hasTcpStreams(dir: string): boolean {
   return namesHaveTcpStreams(entries(dir));
 }
 
-/** fsync every image file and the directory: after this the images survive a reboot. */
+/** A pre-dump round's directory (src/update/pre-dump.ts): part of the images the restore reads. */
+const PRE_DUMP_DIR = /^pre-\d+$/;
+
+/**
+ * fsync every image file and the directory, and the pre-dump rounds' directories the final
+ * dump's `parent` link chains to: after this the images survive a reboot.
+ */
 export function syncImages(dir: string): number {
   let bytes = 0;
   for (const name of entries(dir)) {
     const path = join(dir, name);
-    const st = statSync(path);
+    const st = lstatSync(path);
+    if (st.isDirectory() && PRE_DUMP_DIR.test(name)) {
+      bytes += syncImages(path);
+      continue;
+    }
     if (!st.isFile()) continue;
     const fd = openSync(path, "r");
     try {

@@ -14,6 +14,8 @@ const NOISE: readonly RegExp[] = [
   /Can't keep kdat cache on non-tempfs/,
   /Hardware breakpoints don't seem to work/,
   /Dirty tracking is OFF/,
+  // A process or mapping new since the last pre-dump is dumped in full: criu says so as an Error.
+  /No parent image found, though parent directory is set/,
   /^\s*$/,
 ];
 
@@ -70,6 +72,7 @@ export function parseDumpStats(stdout: string): DumpStats | null {
     memdumpUs: num(stdout, "Memory dump time"),
     memwriteUs: num(stdout, "Memory write time"),
     pagesScanned: num(stdout, "Memory pages scanned"),
+    pagesSkippedParent: num(stdout, "Memory pages skipped from parent"),
     pagesWritten: num(stdout, "Memory pages written"),
   });
 }

@@ -20,7 +20,7 @@ export interface CheckpointFacts {
   selfPid: number;
   /** Each service's journal streams (src/criu/journal.ts), by unit: dumped as externals. */
   journalStreams?: Readonly<Record<string, readonly JournalStream[]>>;
-  criu: { pinMemory: boolean; networkLock?: NetworkLock; version?: string };
+  criu: { pinMemory: boolean; networkLock?: NetworkLock; version?: string; memTrack?: boolean };
   /** Default false: see CRIU_FAULT in src/criu/argv.ts. */
   hardwareBreakpoints?: boolean;
 }
@@ -51,6 +51,8 @@ export interface PlanProblem {
 }
 
 export interface CheckpointPlan {
+  /** enable_pre_dump: pre-dump every target first (src/update/pre-dump.ts); memTrack: the kernel has soft-dirty. */
+  preDump?: { memTrack: boolean };
   criuDir: string;
   criuExe: string;
   criuVersion?: string;
@@ -229,6 +231,7 @@ export function planCheckpoint(config: NvwaConfig, facts: CheckpointFacts): Chec
   }
 
   return {
+    ...(restore.enablePreDump ? { preDump: { memTrack: facts.criu.memTrack ?? false } } : {}),
     criuDir,
     criuExe: config.server.criuExe,
     ...(facts.criu.version === undefined ? {} : { criuVersion: facts.criu.version }),

@@ -29,6 +29,8 @@ export interface CriuCapabilities {
   nftablesLock: boolean;
   /** The lock method nvwa should pass: nftables when it works, else criu's default (undefined). */
   networkLock?: NetworkLock;
+  /** `criu check --feature mem_dirty_track`: the kernel has soft-dirty bits, so pre-dumps can be incremental. */
+  memTrack: boolean;
 }
 
 /** Pure: "Version: 4.1.1\nGitID: v4.1.1-2-g…" → CriuVersion. */
@@ -86,11 +88,12 @@ export async function probeCriu(exe: string, opts: ProbeOptions = {}): Promise<C
       details: { exe, stdout: ver.stdout.slice(0, 200), stderr: ver.stderr.slice(0, 200) },
     });
   }
-  const [check, help, nft] = await Promise.all([
+  const [check, help, nft, dirty] = await Promise.all([
     opts.skipCheck === true ? null : runCriu({ exe, argv: checkArgv(), env, action: "check", timeoutMs }),
     // `criu --help` exits 0 on 4.x and 1 on some older builds; only its text matters.
     runCriu({ exe, argv: ["--help"], env, action: "help", timeoutMs }),
     runCriu({ exe, argv: checkArgv("network_lock_nftables"), env, action: "check", timeoutMs }),
+    runCriu({ exe, argv: checkArgv("mem_dirty_track"), env, action: "check", timeoutMs }),
   ]);
   const verdict = check === null ? { ok: true, message: "checked by preflight" } : parseCheckOutput(check.exitCode, `${check.stdout}\n${check.stderr}`);
   const helpText = `${help.stdout}\n${help.stderr}`;
@@ -105,5 +108,6 @@ export async function probeCriu(exe: string, opts: ProbeOptions = {}): Promise<C
     networkLockOption,
     nftablesLock,
     ...(nftablesLock ? { networkLock: "nftables" as const } : {}),
+    memTrack: featureSupported(dirty.exitCode, `${dirty.stdout}\n${dirty.stderr}`, "mem_dirty_track"),
   };
 }

@@ -58,9 +58,22 @@ export const DumpStats = v.object({
   memdumpUs: v.optional(Int),
   memwriteUs: v.optional(Int),
   pagesScanned: v.optional(Int),
+  pagesSkippedParent: v.optional(Int),
   pagesWritten: v.optional(Int),
 });
 export type DumpStats = v.InferOutput<typeof DumpStats>;
+
+/**
+ * The pre-dumps of a target (src/update/pre-dump.ts): each round while the tree ran, and the
+ * directory the final dump's `parent` link names. `skipped` says why there were none.
+ */
+export const PreDump = v.object({
+  rounds: v.array(v.object({ dir: v.pipe(v.string(), v.regex(/^pre-\d+$/)), ms: Int, bytes: Int, stats: v.optional(DumpStats) })),
+  /** The last good round: the final dump's --prev-images-dir. */
+  parent: v.optional(v.pipe(v.string(), v.regex(/^pre-\d+$/))),
+  skipped: v.optional(v.string()),
+});
+export type PreDump = v.InferOutput<typeof PreDump>;
 
 export const RestoreStats = v.object({
   restoreUs: v.optional(Int),
@@ -140,6 +153,7 @@ export const Target = v.object({
   timings: v.optional(Timings, {}),
   imageBytes: v.optional(Int),
   dumpStats: v.optional(DumpStats),
+  preDump: v.optional(PreDump),
   restoreStats: v.optional(RestoreStats),
   /** Pid of the restored root (equal to rootPid: criu restores pids as they were). */
   restoredPid: v.optional(Pid),

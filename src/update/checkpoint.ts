@@ -26,6 +26,8 @@ import { writeManifest } from "../state/manifest-file.ts";
 import { ensurePrivateDir } from "../state/private-dir.ts";
 import { rollbackCheckpoint } from "./rollback.ts";
 import { saveHeldFiles } from "../criu/held-files.ts";
+import { finalDumpOptions, preDumpTarget } from "./pre-dump.ts";
+import type { PreDump } from "../state/manifest-schema.ts";
 
 export interface CheckpointOptions {
   /** A manifest the caller already wrote in phase "planned" (kernel loaded, ...); else one is made. */
@@ -52,6 +54,8 @@ export interface DumpedTarget {
 export interface CheckpointResult {
   manifest: Manifest;
   dumped: DumpedTarget[];
+  /** Time of the pre-dump rounds, all targets (running meanwhile, so not part of any freeze). */
+  preDumpMs: number;
 }
 
 function toTarget(p: PlannedTarget): Target {
@@ -101,11 +105,24 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
 
   const dumped: DumpedTarget[] = [];
   let current: PlannedTarget | undefined;
+  const chains = new Map<string, PreDump>();
+  let preDumpMs = 0;
   try {
+    // Every target's memory first, while all of them run; then the freezes, each short.
+    const preStart = performance.now();
+    if (plan.preDump !== undefined) {
+      for (const p of plan.targets) {
+        const pre = await preDumpTarget(p, plan, plan.preDump.memTrack, emit, opts.dumpTimeoutMs);
+        chains.set(p.name, pre);
+        m = withTarget(m, p.name, (t) => ({ ...t, preDump: pre }));
+        writeManifest(m);
+      }
+    }
+    preDumpMs = performance.now() - preStart;
     for (const [i, p] of plan.targets.entries()) {
       current = p;
       if (i === 1) await faultPoint("before-dump-2");
-      const d = await dumpOne(p, plan, opts, emit, (change) => {
+      const d = await dumpOne(p, plan, opts, emit, chains.get(p.name), (change) => {
         m = withTarget(m, p.name, change);
         writeManifest(m);
       });
@@ -113,7 +130,7 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
     }
     m = withPhase(m, "dumped");
     writeManifest(m);
-    return { manifest: m, dumped };
+    return { manifest: m, dumped, preDumpMs };
   } catch (e) {
     // Whatever broke (criu, a vanished target, a full disk while writing the manifest), every
     // tree frozen so far is given back before the error leaves.
@@ -129,15 +146,23 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
 }
 
 /** Dumps one planned target; `record` applies a change to its manifest entry and writes it. */
-async function dumpOne(p: PlannedTarget, plan: CheckpointPlan, opts: CheckpointOptions, emit: OnEvent, record: (change: (t: Target) => Target) => void): Promise<DumpedTarget> {
+async function dumpOne(
+  p: PlannedTarget,
+  plan: CheckpointPlan,
+  opts: CheckpointOptions,
+  emit: OnEvent,
+  pre: PreDump | undefined,
+  record: (change: (t: Target) => Target) => void,
+): Promise<DumpedTarget> {
   const label = targetLabel(p);
   if (!sameProcess(p.rootPid, p.rootStartTime)) throw exited(p);
-  prepareImagesDir(p.imagesDir, emit);
+  // A pre-dump chain stays: the dump's `parent` link points into it. Without one, a fresh directory.
+  if (pre?.parent === undefined) prepareImagesDir(p.imagesDir, emit);
   record((t) => stampTarget({ ...t, phase: "dumping" }, "dump", "start"));
   emit({ type: "target-dumping", name: p.name, pid: p.rootPid });
   const spec = {
     exe: plan.criuExe,
-    argv: p.argv,
+    argv: [...p.argv, ...finalDumpOptions(pre)],
     env: plan.env,
     action: "dump",
     target: label,

@@ -52,6 +52,8 @@ export interface CriuCheckFacts {
   exitCode: number | null;
   output: string;
   timedOut: boolean;
+  /** `criu check --feature mem_dirty_track` passed (asked only with enable_pre_dump; else null). */
+  memTrack: boolean | null;
 }
 
 export interface CriuDirFacts {

@@ -12,6 +12,8 @@ import { currentArch, type Arch } from "../../ffi/arch.ts";
 import type { NvwaConfig } from "../config/types.ts";
 import { isNvwaError } from "../errors.ts";
 import { exeExists } from "../kexec/kexec-exe.ts";
+import { checkArgv } from "../criu/argv.ts";
+import { featureSupported } from "../criu/probe.ts";
 import { candidatePaths } from "../kexec/locate.ts";
 import { peSignature, unwrapKernel } from "../kexec/format.ts";
 import { releaseProblem } from "../kexec/release.ts";
@@ -100,15 +102,17 @@ export function probePids(pids: number[]): PidFacts[] {
 // --- criu -------------------------------------------------------------------------------------
 
 /** `<criu_exe> check`: whether criu works on this kernel, and its own words when it does not. */
-export function probeCriuCheck(exe: string, timeoutMs = 60_000): CriuCheckFacts {
-  if (!exeExists(exe)) return { exe, exists: false, exitCode: null, output: "", timedOut: false };
+export function probeCriuCheck(exe: string, timeoutMs = 60_000, memTrack = false): CriuCheckFacts {
+  if (!exeExists(exe)) return { exe, exists: false, exitCode: null, output: "", timedOut: false, memTrack: null };
   const p = Bun.spawnSync({ cmd: [exe, "check"], stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: timeoutMs });
+  const dirty = memTrack ? Bun.spawnSync({ cmd: [exe, ...checkArgv("mem_dirty_track")], stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: timeoutMs }) : null;
   return {
     exe,
     exists: true,
     exitCode: p.exitCode,
     output: `${p.stdout.toString()}${p.stderr.toString()}`.trim(),
     timedOut: p.exitedDueToTimeout === true,
+    memTrack: dirty === null ? null : featureSupported(dirty.exitCode, `${dirty.stdout.toString()}${dirty.stderr.toString()}`, "mem_dirty_track"),
   };
 }
 
@@ -220,7 +224,7 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
     devPinmem: existsSync("/dev/pinmem"),
     nrCpus: kconfig === null ? null : nrCpusFromConfig(kconfig),
     kernel: opts.version ? probeKernel(opts.version, arch, opts.bootDir, opts.modulesDir) : null,
-    criu: opts.skipCriuCheck ? null : probeCriuCheck(config.server.criuExe),
+    criu: opts.skipCriuCheck ? null : probeCriuCheck(config.server.criuExe, 60_000, config.restore.enablePreDump),
     pids: probePids(config.restore.pids),
     ...(services === undefined
       ? {}

@@ -171,6 +171,25 @@ function checkCriu(f: Facts): Check[] {
   return [ok(id, title, `${c.exe} check: ${last}`)];
 }
 
+/** enable_pre_dump: incremental only where the kernel tracks dirty pages (soft-dirty); else said, and dumped in full. */
+function checkPreDump(f: Facts, config: NvwaConfig): Check[] {
+  if (!config.restore.enablePreDump || f.criu === null || !f.criu.exists) return [];
+  const id = "criu.pre-dump";
+  const title = "pre-dump";
+  if (f.criu.memTrack === true) {
+    return [ok(id, title, "soft-dirty pages are tracked: each target's memory is written while it runs, and the freeze writes only what changed since")];
+  }
+  const why = f.arch === "arm64" ? "arm64 has no soft-dirty page tracking" : "this kernel does not track dirty pages (criu check --feature mem_dirty_track fails: CONFIG_MEM_SOFT_DIRTY is not set)";
+  return [
+    warn(
+      id,
+      title,
+      `${why}: enable_pre_dump cannot shorten the freeze, and each target is dumped in full while frozen`,
+      f.arch === "arm64" ? "nothing to do on arm64; set enable_pre_dump: false to silence this" : "boot a kernel with CONFIG_MEM_SOFT_DIRTY=y, or set enable_pre_dump: false",
+    ),
+  ];
+}
+
 function checkTargets(f: Facts, config: NvwaConfig): Check[] {
   const out: Check[] = [];
   for (const pid of config.restore.pids) {
@@ -209,7 +228,8 @@ function checkCriuDir(f: Facts, config: NvwaConfig): Check[] {
   } else {
     out.push(ok("criu-dir.fs", "criu_dir filesystem", `${where} is on ${d.fsType}`));
   }
-  const need = targetRss(f);
+  // Pre-dump rounds hold the whole memory once more than the final dump's changes.
+  const need = targetRss(f) * (config.restore.enablePreDump ? 1.25 : 1);
   const svcNote = config.restore.services.length > 0 && f.serviceTrees === undefined ? " (services' memory not counted: systemd unreachable)" : "";
   if (d.freeBytes === null) {
     out.push(warn("criu-dir.space", "criu_dir free space", `free space of ${where} could not be read`, "check with df"));
@@ -254,6 +274,7 @@ export function evaluatePreflight(f: Facts, config: NvwaConfig): Check[] {
     ...checkKernel(f),
     ...checkKexec(f, config),
     ...checkCriu(f),
+    ...checkPreDump(f, config),
     ...checkTargets(f, config),
     ...checkCriuDir(f, config),
     checkSelinux(f),

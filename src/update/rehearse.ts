@@ -123,7 +123,8 @@ export async function rehearse(config: NvwaConfig, opts: RehearseOptions = {}): 
       try {
         const r = await checkpoint(plan, { rehearsal: true, onEvent: emit, ...(opts.dumpTimeoutMs === undefined ? {} : { dumpTimeoutMs: opts.dumpTimeoutMs }) });
         const back = await rollbackCheckpoint(r.manifest, { criuExe: plan.criuExe, onEvent: emit });
-        const stoppedMs = performance.now() - t0;
+        // From the first freeze on: pre-dump rounds ran while the target did.
+        const stoppedMs = performance.now() - t0 - r.preDumpMs;
         const d = r.dumped[0];
         const outcome = back.outcomes.find((o) => o.name === w.name);
         const failed = outcome !== undefined && !outcome.ok;

@@ -113,7 +113,7 @@ Memory pages skipped from parent: 0 (0x0)
 Memory pages written: 703 (0x2bf)
 Lazy memory pages: 0 (0x0)
 `;
-    expect(parseDumpStats(out)).toEqual({ freezingUs: 321, frozenUs: 11665, memdumpUs: 1785, memwriteUs: 859, pagesScanned: 770, pagesWritten: 703 });
+    expect(parseDumpStats(out)).toEqual({ freezingUs: 321, frozenUs: 11665, memdumpUs: 1785, memwriteUs: 859, pagesScanned: 770, pagesSkippedParent: 0, pagesWritten: 703 });
     expect(parseRestoreStats(out)).toBeNull();
   });
   test("restore stats", () => {

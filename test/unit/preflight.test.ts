@@ -70,7 +70,7 @@ function healthy(): Facts {
       image: { ok: true, format: "gzip-compressed data → arm64 Image (little-endian, signed)", unwrapped: ["gzip"], bytes: 33 * MiB, signed: true },
       initrdBytes: 30 * MiB,
     },
-    criu: { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Looks good.", timedOut: false },
+    criu: { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Looks good.", timedOut: false, memTrack: null },
     pids: [{ pid: 4242, alive: true, zombie: false, kernelThread: false, comm: "redis-server", treePids: [4242, 4243], rssBytes: 200 * MiB }],
     criuDir: { path: "/var/nvwa/running/", probedPath: "/var/nvwa/running/", fsType: "ext4", freeBytes: 20 * 1024 * MiB },
     lock: { path: "/var/nvwa/running/nvwa.lock", exists: false, pid: null, alive: null },
@@ -212,15 +212,35 @@ describe("evaluatePreflight", () => {
 
   test("criu check: missing binary, failure, warnings", () => {
     const f = healthy();
-    f.criu = { exe: "/usr/sbin/criu", exists: false, exitCode: null, output: "", timedOut: false };
+    f.criu = { exe: "/usr/sbin/criu", exists: false, exitCode: null, output: "", timedOut: false, memTrack: null };
     expect(row(evaluatePreflight(f, config()), "criu.check")?.fix).toContain("install criu");
-    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 1, output: "Error (criu/vdso.c:1): vdso: Failed to fill self vdso symtable", timedOut: false };
+    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 1, output: "Error (criu/vdso.c:1): vdso: Failed to fill self vdso symtable", timedOut: false, memTrack: null };
     expect(row(evaluatePreflight(f, config()), "criu.check")?.detail).toContain("vdso");
-    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Looks good but some kernel features are missing\nwhich, depending on your process tree, may cause\ndump or restore failure.", timedOut: false };
+    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Looks good but some kernel features are missing\nwhich, depending on your process tree, may cause\ndump or restore failure.", timedOut: false, memTrack: null };
     expect(statusOf(evaluatePreflight(f, config()), "criu.check")).toBe("warn");
     // Seen in the guest: an optional probe's error line above "Looks good." with exit 0.
-    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Error (criu/util.c:642): exited, status=1\nLooks good.", timedOut: false };
+    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Error (criu/util.c:642): exited, status=1\nLooks good.", timedOut: false, memTrack: null };
     expect(row(evaluatePreflight(f, config()), "criu.check")).toMatchObject({ status: "warn", detail: "/usr/sbin/criu check passed with 1 message(s), first: Error (criu/util.c:642): exited, status=1" });
+  });
+
+  test("enable_pre_dump: a row only when asked; ok with soft-dirty, a warning without it (arm64: none), and a quarter more space", () => {
+    const f = healthy();
+    expect(row(evaluatePreflight(f, config()), "criu.pre-dump")).toBeUndefined();
+    const on = config({ enablePreDump: true });
+    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Looks good.", timedOut: false, memTrack: true };
+    expect(row(evaluatePreflight(f, on), "criu.pre-dump")).toMatchObject({ status: "ok" });
+    f.criu = { ...f.criu, memTrack: false };
+    const arm = row(evaluatePreflight(f, on), "criu.pre-dump");
+    expect(arm?.status).toBe("warn");
+    expect(arm?.detail).toContain("arm64 has no soft-dirty page tracking");
+    expect(arm?.detail).toContain("dumped in full while frozen");
+    f.arch = "x64";
+    expect(row(evaluatePreflight(f, on), "criu.pre-dump")?.fix).toContain("CONFIG_MEM_SOFT_DIRTY=y");
+    // free space: enough for the memory alone, not for the rounds as well
+    f.pids = f.pids.map((p) => ({ ...p, rssBytes: 1 << 30 }));
+    f.criuDir = { ...f.criuDir, freeBytes: Math.round(1.1 * (1 << 30)) };
+    expect(statusOf(evaluatePreflight(f, config()), "criu-dir.space")).toBe("warn");
+    expect(statusOf(evaluatePreflight(f, on), "criu-dir.space")).toBe("fail");
   });
 
   test("lock: a live update fails, a stale lock warns", () => {

@@ -1,0 +1,78 @@
+#!/bin/bash
+# Scenario "predump": enable_pre_dump on x86_64 (soft-dirty). A process holds 512 MiB whose blocks
+# it keeps rewriting, 4 MiB a second (its memory changes while it is pre-dumped). Boot 1: `nvwa
+# check` says pre-dump works here; two rehearsals (checkpoint and resume, no jump) of the same
+# process measure its freeze with a full dump and with pre-dump rounds; then `nvwa update --fast`
+# with pre-dump. Boot 2: the process is back at its pid and re-reads every byte of its memory
+# against what it wrote (a lost, zeroed or stale page fails), the manifest records the rounds and
+# the final dump's parent, and no image (round or final) is left.
+set -euo pipefail
+. "$NVWA_GUEST_LIB"
+. /usr/local/lib/nvwa-test/common.sh
+boot=$1
+MIB=512
+
+# rehearsal_row FILE: the rehearsal row's detail from `nvwa check --rehearse --json`.
+rehearsal_row() {
+	python3 -c 'import json,sys
+r = [c for c in json.load(open(sys.argv[1]))["checks"] if c["id"].startswith("rehearse.")]
+print(r[0]["status"], r[0]["detail"] if r else "none")' "$1"
+}
+
+case $boot in
+1)
+	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot 1 runs $(uname -r), expected $KVER_OLD"
+	mkdir -p "$W"
+	rm -f "$W"/*.log
+	high_pids 31000
+	start_detached memhog python3 "$T/memhog.py" "$MIB" "$W/memhog.log" 4
+	guest_wait 180 grep -q '^ready' "$W/memhog.log" || guest_fail "memhog did not fill its memory: $(cat "$W/memhog.out")"
+	pid=$(cat "$W/memhog.pid")
+	write_restore_config "[$pid]" "[]"
+	echo "enable_pre_dump: false" >>/etc/nvwa/nvwa-restore.yaml
+
+	rc=0
+	nvwa check --rehearse --json >"$NVWA_RESULTS/rehearse-full.json" 2>"$NVWA_RESULTS/rehearse-full.err" || rc=$?
+	((rc == 0)) || guest_fail "the full rehearsal failed ($rc): $(tail -3 "$NVWA_RESULTS/rehearse-full.err")"
+	guest_result rehearse_full "$(rehearsal_row "$NVWA_RESULTS/rehearse-full.json")"
+
+	sed -i 's/^enable_pre_dump: .*/enable_pre_dump: true/' /etc/nvwa/nvwa-restore.yaml
+	nvwa check --rehearse --json >"$NVWA_RESULTS/rehearse-pre.json" 2>"$NVWA_RESULTS/rehearse-pre.err" || guest_fail "the pre-dump rehearsal failed: $(tail -3 "$NVWA_RESULTS/rehearse-pre.err")"
+	guest_result rehearse_pre "$(rehearsal_row "$NVWA_RESULTS/rehearse-pre.json")"
+	guest_result rehearse_pre_notes "$(grep -o 'pre-dump [0-9]*: .*\|[0-9]* pre-dump round(s).*' "$NVWA_RESULTS/rehearse-pre.err" | tr '\n' '|' | cut -c1-500)"
+	guest_result check_pre_dump "$(python3 -c 'import json,sys
+r = [c for c in json.load(open(sys.argv[1]))["checks"] if c["id"] == "criu.pre-dump"]
+print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/rehearse-pre.json")"
+	kill -USR1 "$pid"
+	guest_wait 60 grep -q '^verify' "$W/memhog.log" || guest_fail "memhog did not verify after the rehearsals"
+	[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok"* ]] || guest_fail "memhog's memory is wrong after the rehearsals: $(tail -1 "$W/memhog.log")"
+
+	ON_UPDATE_FAIL=save_criu_logs guest_update --fast "$KVER_NEW"
+	;;
+2)
+	guest_arrived "$KVER_NEW"
+	pid=$(cat "$W/memhog.pid")
+	[[ -d /proc/$pid && $(cat "/proc/$pid/comm") == python3 ]] || guest_fail "memhog is not at its old pid $pid"
+	guest_result status_target "$(json_get "$NVWA_RESULTS/status.json" 'j["targets"][0]["phase"]')"
+	guest_result pre_rounds "$(json_get "$NVWA_RESULTS/status.json" '" ".join("%s:%dMiB:%dms" % (r["dir"], r["bytes"] >> 20, r["ms"]) for r in j["manifest"]["targets"][0]["preDump"]["rounds"])')"
+	guest_result pre_parent "$(json_get "$NVWA_RESULTS/status.json" 'j["manifest"]["targets"][0]["preDump"].get("parent")')"
+	guest_result final_stats "$(json_get "$NVWA_RESULTS/status.json" '" ".join("%s=%s" % kv for kv in j["manifest"]["targets"][0]["dumpStats"].items())')"
+	guest_result final_bytes "$(json_get "$NVWA_RESULTS/status.json" 'j["manifest"]["targets"][0].get("imageBytes")')"
+	guest_result downtime_ms "$(json_get "$NVWA_RESULTS/status.json" 'j["targets"][0].get("downtimeMs")')"
+	# Every byte of its 512 MiB, against what it wrote: the pages of the final dump and those of the rounds.
+	before=$(grep -c '^verify' "$W/memhog.log")
+	kill -USR1 "$pid"
+	guest_wait 120 sh -c "[ \$(grep -c '^verify' '$W/memhog.log') -gt $before ]" || guest_fail "memhog did not verify after the restore"
+	guest_result verify_after "$(grep '^verify' "$W/memhog.log" | tail -1)"
+	[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok"* ]] || guest_fail "memhog's memory is wrong after the restore: $(tail -1 "$W/memhog.log")"
+	left=$(find "/var/nvwa/running/$pid" -mindepth 1 ! -name '*.log' 2>/dev/null | head -5 | tr '\n' ' ')
+	guest_result images_left "${left:-none}"
+	[[ -z $left ]] || guest_fail "images left after the restore: $left"
+	assert_no_dropins
+	guest_mark scenario-passed
+	exit 0
+	;;
+*)
+	guest_fail "unexpected boot $boot"
+	;;
+esac
