@@ -140,6 +140,9 @@ test("arm64 through UEFI firmware (EDK2, ACPI): the firmware's tree handed on by
   expect(Number(r.results.before_fdt_bytes)).toBeLessThan(4096); // the stub's /chosen-only tree
   expect(r.results.check_loader).toContain("kexec_load");
   expect(r.results.loader).toBe("kexec_load");
+  // enable_pre_dump on arm64: no soft-dirty, said by nvwa check and by the update, dumped in full.
+  expect(r.results.check_pre_dump).toContain("arm64 has no soft-dirty page tracking");
+  expect(r.results.update_pre_dump).toStartWith("no pre-dump: this kernel has no soft-dirty tracking");
   expect(r.results.journal_segments).toContain("device tree from UEFI (linux,uefi-* kept)");
   expect(r.results.kaslr_after).toBe("KASLR enabled");
   expect(r.results.phase).toBe("restored");

@@ -6,6 +6,8 @@
 # no linux,initrd-*: the stub found the initrd through an EFI table). nvwa's native loader must hand
 # the new kernel that tree with linux,uefi-* intact, or it would boot without the memory map, ACPI and
 # runtime services. A counter (pids) is kept; the jump is the fast one (reboot(KEXEC) by the daemon).
+# enable_pre_dump is on: arm64 has no soft-dirty, so nvwa check warns and the update says the
+# counter is dumped in full.
 set -euo pipefail
 . "$NVWA_GUEST_LIB"
 . /usr/local/lib/nvwa-test/common.sh
@@ -42,13 +44,16 @@ case $boot in
 	start_detached counter python3 "$T/counter.py" "$W/counter.log"
 	guest_wait 20 test -s "$W/counter.log" || guest_fail "counter did not start: $(cat "$W/counter.out")"
 	write_restore_config "[$(cat "$W/counter.pid")]" "[]"
+	echo "enable_pre_dump: true" >>/etc/nvwa/nvwa-restore.yaml
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check.txt" 2>&1 || guest_fail "nvwa check failed: $(cat "$NVWA_RESULTS/check.txt")"
 	guest_result check_loader "$(grep -m1 'kexec loader' "$NVWA_RESULTS/check.txt" | tr -s ' ' | cut -c1-200)"
-	guest_update --fast "$KVER_NEW"
+	guest_result check_pre_dump "$(grep -m1 'pre-dump' "$NVWA_RESULTS/check.txt" | tr -s ' ' | cut -c1-240)"
+	ON_UPDATE_FAIL=save_criu_logs guest_update --fast "$KVER_NEW"
 	;;
 2)
 	guest_arrived "$KVER_NEW"
 	guest_result loader "$(json_get "$NVWA_RESULTS/status.json" 'j.get("loader")')"
+	guest_result update_pre_dump "$(grep -o 'no pre-dump: .*' "$NVWA_RESULTS/update.txt" | head -1 | cut -c1-240)"
 	guest_result downtime_ms "$(json_get "$NVWA_RESULTS/status.json" 'j["targets"][0].get("downtimeMs")')"
 	journalctl -b -1 -o cat --no-pager _SYSTEMD_UNIT=nvwa.service >"$NVWA_RESULTS/nvwa-boot1.txt" 2>&1 || true
 	guest_result journal_segments "$(grep -o 'kexec_load segments: .*' "$NVWA_RESULTS/nvwa-boot1.txt" | tail -1 | cut -c1-500)"
