@@ -84,6 +84,33 @@ const withConfig = (options: readonly string[]): string => options.map((o) => `C
 function judgeKexec(c: KernelConfig, tools: KexecTools): { loader: Loader | null; findings: Finding[] } {
   const file = isEnabled(c, "KEXEC_FILE");
   const load = isEnabled(c, "KEXEC");
+  // kexec_loader: kexec_exe: kexec-tools loads whatever the kernel offers (chooseLoader).
+  if ((tools.prefer ?? "auto") === "kexec_exe") {
+    if (!load) {
+      return {
+        loader: null,
+        findings: [{ options: ["KEXEC"], what: "CONFIG_KEXEC is not set", status: "fail", cost: `kexec_loader is kexec_exe, and ${tools.path} -c needs kexec_load, which this kernel lacks`, fix: "set kexec_loader: auto in nvwa-server.yaml, or build the kernel with CONFIG_KEXEC=y" }],
+      };
+    }
+    if (!tools.executable) {
+      return {
+        loader: null,
+        findings: [{ options: ["KEXEC"], what: `${tools.path} is not in the image`, status: "fail", cost: `cannot load a kernel: kexec_loader is kexec_exe, and the fallback ${tools.path} (kexec-tools, kexec_load) is not in the image`, fix: "install kexec-tools in the image, or set kexec_loader: auto" }],
+      };
+    }
+    return {
+      loader: "kexec_load",
+      findings: [
+        {
+          options: ["KEXEC"],
+          what: "kexec_loader is kexec_exe",
+          status: "warn",
+          cost: `nvwa loads the next kernel with ${tools.path} -c (kexec_load), which lockdown (Secure Boot) refuses`,
+          fix: "nothing while lockdown is off; kexec_loader: auto loads with the kernel's own loaders",
+        },
+      ],
+    };
+  }
   if (file) {
     if (c.options.get("KEXEC_SIG_FORCE") === "y") {
       return {

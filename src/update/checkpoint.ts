@@ -12,21 +12,23 @@ import { join } from "node:path";
 import { DUMP_LOG } from "../criu/argv.ts";
 import { ignoreEvents, type OnEvent } from "../criu/events.ts";
 import { hasTcpStreams, imageBytes, prepareImagesDir } from "../criu/images.ts";
-import { parseDumpStats } from "../criu/log.ts";
+import { parseDumpStats, rootCause } from "../criu/log.ts";
 import { assertPlanOk, type CheckpointPlan, type PlannedTarget } from "../criu/plan.ts";
 import { currentTree, sameProcess } from "../criu/proc.ts";
 import { targetLabel } from "../criu/restore-run.ts";
-import { criuFailure, failureLines, runCriu } from "../criu/runner.ts";
+import { criuFailure, failureLines, runCriu, type CriuRunSpec } from "../criu/runner.ts";
 import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
 import { faultPoint } from "../fault-point.ts";
 import { tcpConnectionsOf } from "../net/tcp-conns.ts";
 import { currentBootId } from "../state/lock.ts";
 import { errorRecord, newManifest, stampTarget, withPhase, withTarget, type Manifest, type Target } from "../state/manifest.ts";
 import { writeManifest } from "../state/manifest-file.ts";
+import { note } from "../note.ts";
 import { ensurePrivateDir } from "../state/private-dir.ts";
 import { rollbackCheckpoint } from "./rollback.ts";
 import { saveHeldFiles } from "../criu/held-files.ts";
 import { finalDumpOptions, preDumpTarget } from "./pre-dump.ts";
+import { interruptBefore } from "./stop-request.ts";
 import type { PreDump } from "../state/manifest-schema.ts";
 
 export interface CheckpointOptions {
@@ -54,7 +56,7 @@ export interface DumpedTarget {
 export interface CheckpointResult {
   manifest: Manifest;
   dumped: DumpedTarget[];
-  /** Time of the pre-dump rounds, all targets (running meanwhile, so not part of any freeze). */
+  /** Time of the pre-dump rounds, all targets, less the moments criu froze them (the rest ran). */
   preDumpMs: number;
 }
 
@@ -107,18 +109,22 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
   let current: PlannedTarget | undefined;
   const chains = new Map<string, PreDump>();
   let preDumpMs = 0;
+  let frozenInRoundsMs = 0;
   try {
     // Every target's memory first, while all of them run; then the freezes, each short.
     const preStart = performance.now();
     if (plan.preDump !== undefined) {
       for (const p of plan.targets) {
+        const stop = interruptBefore("pre-dump");
+        if (stop !== null) throw stop;
         const pre = await preDumpTarget(p, plan, plan.preDump.memTrack, emit, opts.dumpTimeoutMs);
         chains.set(p.name, pre);
+        frozenInRoundsMs += pre.rounds.reduce((s, r) => s + (r.stats?.frozenUs ?? 0) / 1000, 0);
         m = withTarget(m, p.name, (t) => ({ ...t, preDump: pre }));
         writeManifest(m);
       }
     }
-    preDumpMs = performance.now() - preStart;
+    preDumpMs = performance.now() - preStart - frozenInRoundsMs;
     for (const [i, p] of plan.targets.entries()) {
       current = p;
       if (i === 1) await faultPoint("before-dump-2");
@@ -160,7 +166,7 @@ async function dumpOne(
   if (pre?.parent === undefined) prepareImagesDir(p.imagesDir, emit);
   record((t) => stampTarget({ ...t, phase: "dumping" }, "dump", "start"));
   emit({ type: "target-dumping", name: p.name, pid: p.rootPid });
-  const spec = {
+  const spec: CriuRunSpec = {
     exe: plan.criuExe,
     argv: [...p.argv, ...finalDumpOptions(pre)],
     env: plan.env,
@@ -171,7 +177,18 @@ async function dumpOne(
     timeoutMs: opts.dumpTimeoutMs ?? 10 * 60_000,
     onNote: emit,
   };
-  const run = await runCriu(spec);
+  let run = await runCriu(spec);
+  if ((run.exitCode !== 0 || run.timedOut) && pre?.parent !== undefined && sameProcess(p.rootPid, p.rootStartTime)) {
+    // A pre-dump never fails an update: a final dump that failed against the chain (criu resumes
+    // the tree) is done once more in full, the chain thrown away (its dirty bits are spent).
+    const why = rootCause(failureLines(spec, run)) ?? `exit code ${run.exitCode}`;
+    emit(note("warn", `${label}: the dump against pre-dump ${pre.parent} failed (${why}); dumping in full`));
+    const skipped = `the final dump against ${pre.parent} failed (${why}): dumped in full`;
+    record((t) => ({ ...t, preDump: { rounds: pre.rounds, skipped } }));
+    prepareImagesDir(p.imagesDir, emit);
+    spec.argv = p.argv;
+    run = await runCriu(spec);
+  }
   if (run.exitCode !== 0 || run.timedOut) {
     const failure = dumpFailed(p, criuFailure({ ...spec, target: undefined }, run, failureLines(spec, run)));
     // criu fails too when the tree exits under it: say what happened rather than how criu saw it.

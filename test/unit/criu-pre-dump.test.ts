@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { chainOptions, dumpArgv, preDumpArgv } from "../../src/criu/argv.ts";
 import { removeImages, syncImages } from "../../src/criu/images.ts";
 import { nextPreDumpRound, PRE_DUMP_LIMITS } from "../../src/criu/pre-dump.ts";
-import { finalDumpOptions, preDumpRefusal } from "../../src/update/pre-dump.ts";
+import { finalDumpOptions, hasPrivateHugetlb, preDumpRefusal } from "../../src/update/pre-dump.ts";
 import { readdirSync } from "node:fs";
 import type { PlannedTarget } from "../../src/criu/plan.ts";
 
@@ -77,6 +77,16 @@ describe("who gets none", () => {
     expect(preDumpRefusal(t, false)).toContain("no soft-dirty tracking");
     expect(preDumpRefusal(t, false)).toContain("arm64 has none");
     expect(preDumpRefusal({ ...t, stoppedBefore: [4242] }, true)).toContain("criu pre-dumps only running tasks");
+  });
+  test("private hugetlb memory with a criu older than 3.18 (whose restore of it from a chain hangs)", () => {
+    const t = planned();
+    expect(preDumpRefusal(t, true, { criuVersion: "3.17.1", privateHugetlb: true })).toContain("private hugetlb memory");
+    expect(preDumpRefusal(t, true, { criuVersion: "4.1.1", privateHugetlb: true })).toBeNull();
+    expect(preDumpRefusal(t, true, { criuVersion: "3.17.1", privateHugetlb: false })).toBeNull();
+    const smaps = (flags: string) => `7f0000000000-7f0000200000 rw-p 00000000 00:0f 1 /anon_hugepage (deleted)\nSize: 2048 kB\nVmFlags: ${flags}\n`;
+    expect(hasPrivateHugetlb(smaps("rd wr mr mw me de ht"))).toBe(true);
+    expect(hasPrivateHugetlb(smaps("rd wr sh mr mw me ms de ht"))).toBe(false); // shared: not the hanging case
+    expect(hasPrivateHugetlb(smaps("rd wr mr mw me ac"))).toBe(false);
   });
 });
 

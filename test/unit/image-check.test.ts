@@ -126,6 +126,16 @@ describe("judgeKernelConfig", () => {
     expect(arm({ ...TOOLS, prefer: "kexec_exe" }).findings[0]?.cost).toContain("/usr/sbin/kexec -c (kexec_load)");
   });
 
+  test("kexec_loader: kexec_exe is honoured where kexec_file_load exists too: kexec-tools and CONFIG_KEXEC are needed", () => {
+    const j = judgeKernelConfig(parseKernelConfig(config({})), { ...TOOLS, prefer: "kexec_exe" });
+    expect(j.loader).toBe("kexec_load");
+    expect(j.findings[0]?.cost).toContain("/usr/sbin/kexec -c (kexec_load)");
+    expect(judgeKernelConfig(parseKernelConfig(config({})), { ...NO_TOOLS, prefer: "kexec_exe" }).status).toBe("fail");
+    const noLoad = judgeKernelConfig(parseKernelConfig(config({ KEXEC: null })), { ...TOOLS, prefer: "kexec_exe" });
+    expect(noLoad.status).toBe("fail");
+    expect(noLoad.findings[0]?.fix).toContain("kexec_loader: auto");
+  });
+
   test("kexec-tools missing does not matter where kexec_file_load exists", () => {
     expect(judge({}, NO_TOOLS).status).toBe("ok");
   });

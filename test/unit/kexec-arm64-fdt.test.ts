@@ -212,6 +212,19 @@ describe("/chosen for the next kernel", () => {
     expect(readString(getProp(chosen0, "bootargs"))).toBe(fdtFixture("qemu-virt-arm64-2g", "cmdline", "text"));
   });
 
+  test("reservations of the old tree itself (its size) and of a 64 KiB-page kernel's rounded initrd go too", () => {
+    const src = parseFdt(fdtFixture("qemu-virt-arm64-2g"));
+    const chosen0 = findNode(src, "/chosen") as FdtNode;
+    const start = readCells(getProp(chosen0, "linux,initrd-start")) as bigint;
+    const end = readCells(getProp(chosen0, "linux,initrd-end")) as bigint;
+    const rounded = (((end - start) + 0xffffn) / 0x10000n) * 0x10000n;
+    src.reservations.push({ address: 0x48600000n, size: BigInt(src.totalSize ?? 0) }, { address: start, size: rounded }, { address: 0x50000000n, size: 0x2000n });
+    const { fdt, changes } = chosenForNextKernel(src, { cmdline: "x", initrd: null, pageSize: 65536, ...seeds });
+    expect(src.totalSize).toBe(1 << 20);
+    expect(changes.droppedReservations).toHaveLength(2);
+    expect(fdt.reservations).toEqual([{ address: 0x50000000n, size: 0x2000n }]);
+  });
+
   test("UEFI boot: linux,uefi-* kept byte for byte; no initramfs means no initrd properties", () => {
     const src = parseFdt(fdtFixture("qemu-virt-arm64-uefi-2g"));
     const { fdt, changes } = chosenForNextKernel(src, { cmdline: "root=/dev/vda", initrd: null, ...seeds });

@@ -77,6 +77,9 @@ function assertSound(plan: SegmentPlan, iomem: Iomem, page: bigint, inside: Rang
   expect(plan.kernel.mem % (2n * MiB)).toBe(0n); // text_offset 0
   expect(plan.kernelEntry).toBe(plan.kernel.mem);
   expect(plan.dtb.mem / (2n * MiB)).toBe((plan.dtb.mem + plan.dtb.memsz - 1n) / (2n * MiB));
+  // the whole 2 MiB block the kernel maps around the DTB is RAM (no firmware region shares it)
+  const block = (plan.dtb.mem / (2n * MiB)) * (2n * MiB);
+  expect(rams.some((r) => r.start <= block && block + 2n * MiB - 1n <= r.end)).toBe(true);
   const window = (plan.kernel.mem / (1n << 30n)) * (1n << 30n);
   for (const s of segs) expect(s.end < window + (32n << 30n)).toBe(true);
 }
@@ -152,6 +155,16 @@ describe("planning on the guest's real memory maps", () => {
     for (const s of [plan.kernel, plan.initrd, plan.dtb, plan.stub]) if (s !== null) expect(overlaps(avoid, asRange(s))).toBe(false);
   });
 
+  test("the DTB moves past a 2 MiB block that a firmware region shares with free RAM", () => {
+    // The Image ends at 0x4362ffff; the DTB would fit right after it, but its block
+    // 0x43600000-0x437fffff also holds the firmware hole, and so does the next one.
+    const io = parseIomem("40000000-436fffff : System RAM\n  40200000-4120ffff : Kernel code\n43700000-438fffff : reserved\n43900000-7fffffff : System RAM\n");
+    const plan = planSegments(base(io, { initrdBytes: 0 }));
+    assertSound(plan, io, 4096n);
+    expect(plan.kernel.mem + plan.kernel.memsz).toBe(0x43630000n);
+    expect(plan.dtb.mem).toBe(0x43a00000n);
+  });
+
   test("no initramfs: three segments", () => {
     const plan = planSegments(base(iomemOf("qemu-virt-arm64-2g"), { initrdBytes: 0 }));
     expect(plan.initrd).toBeNull();
@@ -167,6 +180,11 @@ describe("quick kexec: everything inside the reserved region, which the kernel i
     const plan = planSegments(base(io, { quickRegion: region }));
     assertSound(plan, io, 4096n, region);
     expect(plan.kernel.mem).toBe(region.start); // 2 MiB-aligned start, as openEuler's kexec-tools -q does
+    // a region just big enough for everything still leaves its last page to the kernel's control page
+    const tight: Range = { start: region.start, end: plan.stub.mem + plan.stub.memsz - 1n };
+    expect(() => planSegments(base(io, { quickRegion: tight }))).toThrow();
+    const roomy = planSegments(base(io, { quickRegion: { ...tight, end: tight.end + 4096n } }));
+    expect(roomy.stub.mem + roomy.stub.memsz - 1n).toBeLessThan(tight.end + 4096n);
   });
 
   test("a region too small is refused before anything is loaded, saying how to size it", () => {

@@ -49,7 +49,7 @@ export function buildArm64Load(inp: Arm64LoadInputs): Arm64Load {
   const header = readImageHeader(inp.image);
   const source = parseFdt(inp.fdt);
   const initrdBytes = inp.initrd?.length ?? 0;
-  const seeds = { kaslrSeed: inp.kaslrSeed, rngSeed: inp.rngSeed };
+  const seeds = { kaslrSeed: inp.kaslrSeed, rngSeed: inp.rngSeed, pageSize: inp.pageSize };
   // The tree's size does not depend on the addresses written into it, so a first build with
   // placeholders sizes the DTB segment; the real one is built once everything is placed.
   const sizing = chosenForNextKernel(source, { cmdline: inp.cmdline, initrd: initrdBytes > 0 ? { start: 0n, size: BigInt(initrdBytes) } : null, ...seeds });

@@ -20,8 +20,6 @@ export const KASLR_SEED_BYTES = 8;
 /** drivers/of/kexec.c RNG_SEED_SIZE. */
 export const RNG_SEED_BYTES = 128;
 
-/** The kernel's PAGE_SIZE when it reserved the old initrd; 4 KiB on the kernels nvwa meets (64 KiB ones reserve exact sizes). */
-const PAGE_ROUND = 4096n;
 const DROPPED = ["linux,elfcorehdr", "linux,usable-memory-range", "linux,ima-kexec-buffer"] as const;
 
 export interface ChosenInputs {
@@ -30,6 +28,8 @@ export interface ChosenInputs {
   initrd: { start: bigint; size: bigint } | null;
   kaslrSeed: Uint8Array;
   rngSeed: Uint8Array;
+  /** The running kernel's page size (the old initrd's reservation may be rounded to it). Default 4096. */
+  pageSize?: number;
 }
 
 export interface ChosenChanges {
@@ -52,21 +52,24 @@ export function chosenForNextKernel(source: Fdt, inputs: ChosenInputs): { fdt: F
   const fdt: Fdt = { root: cloneNode(source.root), reservations: source.reservations.map((r) => ({ ...r })), bootCpuidPhys: source.bootCpuidPhys };
   const chosen = childNode(fdt.root, "chosen");
 
-  // The old initrd's reservation (firmware such as U-Boot adds one, exact or page-rounded) and
-  // the IMA buffer's would keep their memory from the new kernel forever; the kernel's own kexec
-  // path removes them the same way.
+  // The old initrd's reservation (firmware such as U-Boot adds one, exact or page-rounded), the
+  // IMA buffer's and the old tree's own would keep their memory from the new kernel forever; the
+  // kernel's own kexec path removes them the same way. The tree's is known by its size only (its
+  // address is not exposed), which no other reservation is likely to share exactly.
   const oldStart = readCells(getProp(chosen, "linux,initrd-start"));
   const oldEnd = readCells(getProp(chosen, "linux,initrd-end"));
   const stale: MemReserve[] = [];
   if (oldStart !== null && oldEnd !== null && oldEnd > oldStart) {
     const len = oldEnd - oldStart;
-    stale.push({ address: oldStart, size: len }, { address: oldStart, size: (len + PAGE_ROUND - 1n) & ~(PAGE_ROUND - 1n) });
+    const page = BigInt(inputs.pageSize ?? 4096);
+    stale.push({ address: oldStart, size: len }, { address: oldStart, size: ((len + page - 1n) / page) * page });
   }
   const cells = (name: string, dflt: number): number => Number(readCells(getProp(fdt.root, name)) ?? BigInt(dflt));
   for (const r of readRegs(getProp(chosen, "linux,ima-kexec-buffer"), cells("#address-cells", 2), cells("#size-cells", 1))) stale.push(r);
   const droppedReservations: MemReserve[] = [];
+  const ownSize = source.totalSize === undefined ? null : BigInt(source.totalSize);
   fdt.reservations = fdt.reservations.filter((r) => {
-    const match = stale.some((s) => s.address === r.address && s.size === r.size);
+    const match = stale.some((s) => s.address === r.address && s.size === r.size) || r.size === ownSize;
     if (match) droppedReservations.push(r);
     return !match;
   });

@@ -1,5 +1,5 @@
 /**
- * Flattened device tree (DTB) reader and writer. Pure.
+ * Flattened device tree (DTB) reader and writer, version 17. Pure.
  *
  * The format is the devicetree specification's (v0.4, chapter 5), as the kernel's libfdt reads
  * it: a 40-byte big-endian header, the memory reservation block (u64 address/size pairs ended
@@ -44,6 +44,8 @@ export interface Fdt {
   root: FdtNode;
   reservations: MemReserve[];
   bootCpuidPhys: number;
+  /** The header's totalsize of a parsed blob (a reservation of exactly this size is the blob's own). */
+  totalSize?: number;
 }
 
 function bad(what: string, details: Record<string, unknown> = {}): NvwaError {
@@ -78,7 +80,8 @@ export function parseFdt(blob: Uint8Array): Fdt {
   const sizeStrings = h(8);
   const sizeStruct = h(9);
   if (totalsize > blob.length) throw bad(`header says ${totalsize} bytes but only ${blob.length} were read`, { totalsize });
-  if (version < 16) throw bad(`version ${version} is older than 16, which nvwa does not read`, { version });
+  // size_dt_struct, which bounds the walk below, exists from version 17 on (every blob a kernel or dtc writes today).
+  if (version < 17) throw bad(`version ${version} is older than 17, which nvwa does not read`, { version });
   const inside = (off: number, len: number): boolean => off >= HEADER_SIZE && off + len <= totalsize;
   if (!inside(offStruct, sizeStruct)) throw bad("the structure block lies outside the blob");
   if (!inside(offStrings, sizeStrings)) throw bad("the strings block lies outside the blob");
@@ -146,7 +149,7 @@ export function parseFdt(blob: Uint8Array): Fdt {
   }
   if (root === null) throw bad("no root node");
   if (stack.length !== 0) throw bad(`${stack.length} node(s) not closed before FDT_END`);
-  return { root, reservations, bootCpuidPhys };
+  return { root, reservations, bootCpuidPhys, totalSize: totalsize };
 }
 
 /** Serializes a tree as a compact v17 blob; `padding` free bytes are added at the end for later growth. */

@@ -82,11 +82,16 @@ export function explainKexecLoad(e: number, kernelPath: string, load: Arm64Load)
   switch (e) {
     case ERRNO.EPERM:
       return err(
-        "not permitted: the process lacks CAP_SYS_BOOT, kexec_load_disabled is set, the kernel is in lockdown (which refuses kexec_load), or /proc/sys/kernel/kexec_load_limit_reboot (Linux 6.7+) is used up",
+        "not permitted: the process lacks CAP_SYS_BOOT, kexec_load_disabled is set, the kernel is in lockdown (which refuses kexec_load), IMA's policy refused the load, or /proc/sys/kernel/kexec_load_limit_reboot (Linux 6.7+) is used up",
         "run nvwa as root on the host; under lockdown only kexec_file_load with a signed image works",
       );
     case ERRNO.EBUSY:
       return err("another kexec load or unload is in progress", "wait for the other kexec (kdump's loader, another nvwa) to finish and retry");
+    case ERRNO.ENOSYS:
+      return err(
+        "the running kernel has no kexec_load (built without CONFIG_KEXEC; kexec core can come from CONFIG_CRASH_DUMP alone)",
+        "boot a kernel with CONFIG_KEXEC=y or CONFIG_KEXEC_FILE=y once, the traditional way",
+      );
     case ERRNO.EINVAL:
     case ERRNO.EADDRNOTAVAIL:
       return err(`the kernel refused the segment layout (${layout})`, "this is a bug in nvwa's arm64 planner: report it with `cat /proc/iomem` (as root); set kexec_loader: kexec_exe meanwhile");

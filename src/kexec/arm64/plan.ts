@@ -10,12 +10,15 @@
  * - the initramfs, the DTB and the entry stub follow it, each in the first free place above the
  *   previous one; all of them inside the 32 GiB window, 1 GiB aligned, that covers the Image
  *   (the oldest kernels' initrd rule, kept because it costs nothing);
- * - the DTB (≤ 2 MiB) never crosses a 2 MiB boundary: the kernel maps it with 2 MiB blocks;
+ * - the DTB (≤ 2 MiB) never crosses a 2 MiB boundary, and the whole 2 MiB block around it is
+ *   System RAM: the kernel maps that block as normal cacheable memory (fixmap_remap_fdt), which a
+ *   firmware region with attributes of its own (UEFI's NOMAP areas) must not share;
  * - free means System RAM with nothing inside it: every child region the running kernel lists
  *   (its own image, "reserved" firmware and memblock areas such as the UEFI memory map, a crash
  *   kernel, pin memory) is avoided, and so are the extra ranges given (the cpu park area);
  * - with quick kexec, everything goes inside the "Quick kexec" region instead, which openEuler's
- *   kernel copies the segments into at load time.
+ *   kernel copies the segments into at load time; its last page stays free, for the control page
+ *   openEuler's kexec allocates inside the region.
  */
 import { NvwaError, ExitCode } from "../../errors.ts";
 import { formatRange, overlaps, systemRam, type Iomem, type Range } from "../../mem/iomem.ts";
@@ -112,22 +115,28 @@ export function freeRanges(iomem: Iomem, avoid: Range[], quickRegion: Range | nu
 }
 
 /**
- * The lowest address ≥ `from`, aligned to `align`, where `size` bytes fit in one free stretch
- * (and do not cross a `noCross` boundary when given), or null.
+ * The lowest address ≥ `from`, aligned to `align`, where `size` bytes fit in one free stretch and
+ * do not cross a `block` boundary (when given) whose whole block `blockOk` accepts, or null.
  */
-function firstFit(free: Range[], from: bigint, size: bigint, align: bigint, limit: bigint, noCross?: bigint): bigint | null {
+function firstFit(free: Range[], from: bigint, size: bigint, align: bigint, limit: bigint, block?: { size: bigint; ok: (start: bigint) => boolean }): bigint | null {
   for (const r of free) {
     let at = alignUp(r.start > from ? r.start : from, align);
-    if (noCross !== undefined && at / noCross !== (at + size - 1n) / noCross) at = alignUp(at, noCross);
-    if (at + size - 1n <= r.end && at + size <= limit) return at;
+    while (at + size - 1n <= r.end && at + size <= limit) {
+      if (block === undefined) return at;
+      const first = (at / block.size) * block.size;
+      if (first !== ((at + size - 1n) / block.size) * block.size) at = alignUp(at, block.size);
+      else if (!block.ok(first)) at = first + block.size;
+      else return at;
+    }
   }
   return null;
 }
 
 export function planSegments(p: PlanInputs): SegmentPlan {
   const page = BigInt(p.pageSize);
-  const quick = p.quickRegion ?? null;
+  const quick = p.quickRegion === null || p.quickRegion === undefined ? null : { start: p.quickRegion.start, end: p.quickRegion.end - page };
   const free = freeRanges(p.iomem, p.avoid ?? [], quick);
+  const ram = systemRam(p.iomem);
   const { textOffset, imageSize, flags } = p.header;
   if (imageSize < BigInt(p.kernelBytes)) {
     throw new NvwaError("kexec.bad-format", `the arm64 Image header says image_size ${imageSize} but the Image has ${p.kernelBytes} bytes`, {
@@ -171,7 +180,8 @@ export function planSegments(p: PlanInputs): SegmentPlan {
       hint: "the running kernel's /sys/firmware/fdt is unusually large; report it",
     });
   }
-  const dtbAt = firstFit(free, cursor, dtbSize, page, windowEnd, DTB_MAX);
+  const inRam = (start: bigint): boolean => ram.some((r) => r.start <= start && start + DTB_MAX - 1n <= r.end);
+  const dtbAt = firstFit(free, cursor, dtbSize, page, windowEnd, { size: DTB_MAX, ok: inRam });
   if (dtbAt === null) throw noRoom("device tree", dtbSize, free, quick !== null);
   const dtb: Placement = { mem: dtbAt, memsz: dtbSize };
   cursor = dtbAt + dtbSize;
