@@ -221,8 +221,12 @@ print("" if v is None else v)' "$1" "$2" 2>/dev/null || true
 # kaslr_state: what the running arm64 kernel said about KASLR at boot ("KASLR enabled", "KASLR
 # disabled due to lack of seed", …; arch/arm64/kernel/kaslr.c): a kernel entered without a
 # kaslr-seed in /chosen runs at its link address.
+# (dmesg into a variable first: `dmesg | grep -m1` lets grep leave early, dmesg then fails on its
+# closed pipe, and pipefail turns the found line into a failure.)
 kaslr_state() {
-	dmesg | grep -m1 -o 'KASLR .*' || echo "KASLR: no message"
+	local log
+	log=$(dmesg)
+	grep -m1 -o 'KASLR .*' <<<"$log" || echo "KASLR: no message"
 }
 
 # eth0_up: the NIC of a host-side peer (run-guest.sh --hostfwd), configured by hand. Nothing on the

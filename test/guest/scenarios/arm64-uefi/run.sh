@@ -23,7 +23,9 @@ firmware_facts() {
 	[[ -d /sys/firmware/acpi/tables ]] || guest_fail "$1: no ACPI tables"
 	fdt_has linux,uefi-system-table || guest_fail "$1: /sys/firmware/fdt has no linux,uefi-system-table"
 	fdt_has linux,uefi-mmap-start || guest_fail "$1: /sys/firmware/fdt has no linux,uefi-mmap-start"
-	guest_result "$1_efi" "$(dmesg | grep -m1 -o 'efi: EFI v[^ ]* by .*' || echo '?')"
+	local log
+	log=$(dmesg) # not `dmesg | grep -m1`: see kaslr_state in common.sh
+	guest_result "$1_efi" "$(grep -m1 -o 'efi: EFI v[^ ]* by .*' <<<"$log" || echo '?')"
 	guest_result "$1_fdt_bytes" "$(stat -c %s /sys/firmware/fdt)"
 	guest_result "$1_runtime" "$(cat /sys/firmware/efi/runtime 2>/dev/null || ls /sys/firmware/efi | tr '\n' ' ')"
 }
