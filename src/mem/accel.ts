@@ -20,6 +20,8 @@ export const QUICK_KEXEC_REGION = "Quick kexec";
 export const PIN_MEMORY_REGION = "Pin memory";
 /** mm/pin_mem.c MAX_PIN_PID_NUM: larger values are rejected (set to 0) at boot. */
 export const MAX_PIN_PID_NUM = 128;
+/** What a quick kexec load takes in its region beyond the kernel and initramfs files. */
+export const QUICK_KEXEC_OVERHEAD = 8n << 20n;
 const PARK_SECTION_SIZE = 1024n;
 const PAGE = 4096n;
 const FOUR_GIB = 1n << 32n;
@@ -96,7 +98,9 @@ export function checkQuickKexec(f: AccelFacts): Check | null {
   const bad = iomemProblem(f, id, title);
   if (bad) return bad;
   const io = f.iomem as Iomem;
-  const need = f.kernelBytes !== null ? BigInt(f.kernelBytes + (f.initrdBytes ?? 0)) : null;
+  // Besides the files: the Image's BSS (image_size exceeds the file), its 2 MiB-aligned start, the
+  // device tree's own 2 MiB block, the entry stub and the control page (src/kexec/arm64/plan.ts).
+  const need = f.kernelBytes !== null ? BigInt(f.kernelBytes + (f.initrdBytes ?? 0)) + QUICK_KEXEC_OVERHEAD : null;
   const suggested = suggestSize(need === null ? 256n << 20n : (need * 5n) / 4n);
   if (param === null) {
     return fail(id, title, "enable_quick_kexec is on but the running kernel was not booted with quickkexec=, so there is no Quick kexec region", addToCmdline(`quickkexec=${suggested}`));
@@ -120,7 +124,7 @@ export function checkQuickKexec(f: AccelFacts): Check | null {
     return fail(
       id,
       title,
-      `the Quick kexec region is ${humanBytes(have)} but the kernel and initramfs need ${humanBytes(need)}`,
+      `the Quick kexec region is ${humanBytes(have)} but the kernel and initramfs need ${humanBytes(need)} (with the room alignment, the device tree and the entry stub take)`,
       `raise the reservation: ${addToCmdline(`quickkexec=${suggestSize((need * 5n) / 4n)}`)} (replacing quickkexec=${param})`,
     );
   }

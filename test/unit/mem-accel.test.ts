@@ -69,7 +69,14 @@ describe("quick kexec", () => {
     const c = checkQuickKexec(facts(OE, { quickEnabled: true, kernelBytes: 200 * MiB, initrdBytes: 100 * MiB }));
     expect(c?.status).toBe("fail");
     expect(c?.detail).toContain("256 MiB");
-    expect(c?.fix).toContain("quickkexec=384M");
+    // 300 MiB of files + 8 MiB for alignment, device tree and stub, and a quarter more: 448M in 64M steps
+    expect(c?.fix).toContain("quickkexec=448M");
+  });
+
+  test("a region that holds the files but not what the load adds (alignment, device tree, stub) fails too", () => {
+    const c = checkQuickKexec(facts(OE, { quickEnabled: true, kernelBytes: 200 * MiB, initrdBytes: 52 * MiB }));
+    expect(c?.status).toBe("fail");
+    expect(checkQuickKexec(facts(OE, { quickEnabled: true, kernelBytes: 200 * MiB, initrdBytes: 40 * MiB }))?.status).toBe("ok");
   });
 });
 
