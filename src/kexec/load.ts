@@ -11,7 +11,7 @@ import { closeFd, memfdFromBytes, memfdPath } from "../../ffi/memfd.ts";
 import type { KexecLoaderChoice } from "../config/types.ts";
 import { NvwaError } from "../errors.ts";
 import { cpuParkRange, QUICK_KEXEC_REGION } from "../mem/accel.ts";
-import { findRegions, type Range } from "../mem/iomem.ts";
+import { findRegions, type Iomem, type Range } from "../mem/iomem.ts";
 import { describeLayout, loadArm64Native, readRootIomem, unloadArm64Native } from "./arm64/load.ts";
 import { ignoreNotes, note, type OnNote } from "../note.ts";
 import { composeCmdline, type CmdlineChanges } from "./cmdline.ts";
@@ -193,9 +193,9 @@ function loadWithExe(p: KernelLoadPlan, image: Uint8Array, onNote: OnNote): void
   }
 }
 
-/** The region quick kexec loads into, read from /proc/iomem (its size was checked by the preflight). */
-function quickRegion(): Range {
-  const region = findRegions(readRootIomem(), QUICK_KEXEC_REGION)[0];
+/** The region quick kexec loads into (its size was checked by the preflight). */
+function quickRegion(iomem: Iomem): Range {
+  const region = findRegions(iomem, QUICK_KEXEC_REGION)[0];
   if (region === undefined) {
     throw new NvwaError("kexec.quick-region-missing", `quick kexec is enabled but /proc/iomem has no "${QUICK_KEXEC_REGION}" region`, {
       hint: "boot with quickkexec=<size> on an openEuler kernel with CONFIG_QUICK_KEXEC, or set enable_quick_kexec: false",
@@ -206,12 +206,14 @@ function quickRegion(): Range {
 
 function loadArm64(p: KernelLoadPlan, image: Uint8Array, currentCmdline: string, onNote: OnNote): void {
   const park = cpuParkRange({ cmdline: currentCmdline, nrCpus: null });
+  const iomem = readRootIomem();
   const load = loadArm64Native({
     image,
+    iomem,
     initrdPath: p.initrdPath,
     cmdline: p.cmdline,
     kernelPath: p.kernelPath,
-    quickRegion: p.quick ? quickRegion() : null,
+    quickRegion: p.quick ? quickRegion(iomem) : null,
     avoid: park === null ? [] : [park],
   });
   onNote(

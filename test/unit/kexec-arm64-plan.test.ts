@@ -302,7 +302,7 @@ describe("the effects' guards", () => {
   test.skipIf(process.arch === "arm64")("on a host that is not arm64 the native loader refuses before reading or calling anything", () => {
     let code = "";
     try {
-      loadArm64Native({ image: new Uint8Array(64), initrdPath: null, cmdline: "", quickRegion: null, avoid: [], kernelPath: "/nonexistent" });
+      loadArm64Native({ image: new Uint8Array(64), iomem: { roots: [], redacted: false }, initrdPath: null, cmdline: "", quickRegion: null, avoid: [], kernelPath: "/nonexistent" });
     } catch (e) {
       if (isNvwaError(e)) code = e.code;
     }

@@ -62,6 +62,8 @@ export function readRootIomem(): Iomem {
 
 export interface NativeArm64Options {
   image: Uint8Array;
+  /** /proc/iomem, read once by the caller (readRootIomem), which also finds the quick kexec region in it. */
+  iomem: Iomem;
   initrdPath: string | null;
   cmdline: string;
   quickRegion: Range | null;
@@ -118,7 +120,7 @@ export function loadArm64Native(o: NativeArm64Options): Arm64Load {
     initrd,
     cmdline: o.cmdline,
     fdt: readFirmwareFdt(),
-    iomem: readRootIomem(),
+    iomem: o.iomem,
     pageSize: runningPageSize(),
     kaslrSeed: randomBytes(KASLR_SEED_BYTES),
     rngSeed: randomBytes(RNG_SEED_BYTES),
