@@ -35,3 +35,23 @@ export async function faultPoint(point: FaultPoint, env: Record<string, string |
   const go = join(dir, `${point}.go`);
   while (!existsSync(go)) await Bun.sleep(100);
 }
+
+export type FaultKill =
+  /** criu's lazy-pages daemon of a target, right after its tree runs again (mid-copy). */
+  "lazy-pages";
+
+/**
+ * Test-only: SIGKILL `pid` when $NVWA_FAULT_KILL (comma-separated, set like NVWA_FAULT_PAUSE by a
+ * test's drop-in) names `<what>:<target name>`. The kill and everything after it are real; only
+ * its moment is chosen, because a copy that takes a second under load cannot be hit by hand.
+ */
+export function faultKill(what: FaultKill, target: string, pid: number, env: Record<string, string | undefined> = process.env): boolean {
+  const wanted = (env.NVWA_FAULT_KILL ?? "").split(",").map((s) => s.trim());
+  if (!wanted.includes(`${what}:${target}`)) return false;
+  try {
+    process.kill(pid, "SIGKILL");
+    return true;
+  } catch {
+    return false;
+  }
+}

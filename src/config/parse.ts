@@ -204,6 +204,7 @@ export function checkRestoreParsed(file: string, p: Parsed): { config: RestoreCo
       enableQuickKexec: (p.enable_quick_kexec as boolean | null | undefined) ?? RESTORE_DEFAULTS.enableQuickKexec,
       enablePinMemory: (p.enable_pin_memory as boolean | null | undefined) ?? RESTORE_DEFAULTS.enablePinMemory,
       enablePreDump: (p.enable_pre_dump as boolean | null | undefined) ?? RESTORE_DEFAULTS.enablePreDump,
+      enableLazyRestore: (p.enable_lazy_restore as boolean | null | undefined) ?? RESTORE_DEFAULTS.enableLazyRestore,
       debug: a ?? b ?? RESTORE_DEFAULTS.debug,
     },
     problems,

@@ -88,6 +88,7 @@ export const RESTORE_KEYS = {
   enable_quick_kexec: v.nullish(flag),
   enable_pin_memory: v.nullish(flag),
   enable_pre_dump: v.nullish(flag),
+  enable_lazy_restore: v.nullish(flag),
   enable_debug_mode: v.nullish(flag),
   /** The original's misspelling; existing installations have it, so it stays valid. */
   enbale_debug_mode: v.nullish(flag),

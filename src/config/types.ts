@@ -12,6 +12,12 @@ export interface RestoreConfig {
    * (src/update/pre-dump.ts). Needs soft-dirty (x86_64); elsewhere the dump is in full, and says so.
    */
   enablePreDump: boolean;
+  /**
+   * Restore each target before its private memory is back: criu's lazy-pages daemon copies it in
+   * after the process runs again (src/restore/lazy.ts). Off by default: a daemon that dies early
+   * leaves pages reading as zeros, so nvwa kills such a tree and reports it.
+   */
+  enableLazyRestore: boolean;
   /** Keep images and pass criu -v4 (from `enable_debug_mode`, or the legacy `enbale_debug_mode`). */
   debug: boolean;
 }
@@ -60,5 +66,6 @@ export const RESTORE_DEFAULTS: RestoreConfig = {
   enableQuickKexec: false,
   enablePinMemory: false,
   enablePreDump: false,
+  enableLazyRestore: false,
   debug: false,
 };

@@ -108,6 +108,32 @@ export function chainOptions(parent: string): string[] {
   return ["--track-mem", "--prev-images-dir", parent];
 }
 
+/**
+ * `criu lazy-pages`: the daemon that hands a lazily restored tree its private memory (enable_lazy_restore,
+ * src/criu/lazy-pages.ts). It meets `criu restore --lazy-pages` on the relative socket
+ * "lazy-pages.socket" in the work dir, so both must run with the same images dir (the default work
+ * dir) and the same cwd. `--status-fd` gets one byte once it listens (criu's status_ready); it stays
+ * in the foreground (no `-d`) so that nvwa, its parent, learns how it ended.
+ */
+export interface LazyPagesArgs {
+  imagesDir: string;
+  statusFd: number;
+  logFile?: string;
+  verbosity?: number;
+}
+
+export const LAZY_PAGES_LOG = "lazy-pages.log";
+
+export function lazyPagesArgv(o: LazyPagesArgs): string[] {
+  if (!Number.isInteger(o.statusFd) || o.statusFd < 3) throw new RangeError(`criu lazy-pages: bad status fd ${o.statusFd}`);
+  const a = ["lazy-pages", "--images-dir", o.imagesDir, "--log-file", o.logFile ?? LAZY_PAGES_LOG, "--status-fd", String(o.statusFd)];
+  if (o.verbosity !== undefined) a.push(`-v${clampVerbosity(o.verbosity)}`);
+  return a;
+}
+
+/** What `criu restore` adds to meet the lazy-pages daemon. */
+export const LAZY_RESTORE_ARGS: readonly string[] = ["--lazy-pages"];
+
 export const DUMP_LOG = "dump.log";
 export const RESTORE_LOG = "restore.log";
 

@@ -18,6 +18,10 @@ export type EngineEvent =
   | { type: "target-restored"; name: string; pid: number; ms: number; stats?: RestoreStats }
   | { type: "target-restore-failed"; name: string; error: ErrorRecord }
   | { type: "target-skipped"; name: string; error: ErrorRecord }
+  /** Lazy restore: the last page of the target's memory is in, `ms` after it ran again. */
+  | { type: "target-lazy-done"; name: string; ms: number }
+  /** Lazy restore: the daemon ended early; the tree was killed (src/restore/lazy.ts). */
+  | { type: "target-lazy-lost"; name: string; error: ErrorRecord }
   | { type: "ns-last-pid"; before: number; after: number }
   | Note;
 

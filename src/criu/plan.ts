@@ -112,6 +112,8 @@ export function planCheckpoint(config: NvwaConfig, facts: CheckpointFacts): Chec
     ...(facts.criu.networkLock === undefined ? {} : { networkLock: facts.criu.networkLock }),
     hardwareBreakpoints,
     rehearsal: false,
+    // Pinned memory is put back in place by the kernel: there is nothing for lazy-pages to copy.
+    lazyRestore: restore.enableLazyRestore && !pinMemory,
   };
 
   const requests: Request[] = [];

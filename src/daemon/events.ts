@@ -50,6 +50,10 @@ export function fromEngine(e: EngineEvent): ProgressEvent {
       return { kind: "target", target: e.name, level: "error", message: `${e.name}: restore failed: ${e.error.message}` };
     case "target-skipped":
       return { kind: "target", target: e.name, level: "error", message: `${e.name}: skipped: ${e.error.message}` };
+    case "target-lazy-done":
+      return { kind: "target", target: e.name, ms: e.ms, message: `${e.name}: all of its memory is back, ${e.ms} ms after it ran again (lazy restore)` };
+    case "target-lazy-lost":
+      return { kind: "target", target: e.name, level: "error", message: `${e.name}: ${e.error.message}` };
     case "ns-last-pid":
       return { kind: "log", level: "debug", message: `ns_last_pid ${e.before} → ${e.after}` };
     case "note":

@@ -21,6 +21,13 @@ import { UpdateLog } from "./update-log.ts";
 
 export async function runDaemon(configDir: string, socketPath: string): Promise<ExitCode> {
   const config = loadConfig(configDir);
+  // Taken from the start: a stop during the start-up recovery waits for it to end (TimeoutStopSec
+  // bounds it). Exiting mid-restore would leave lazily restored targets without the supervisor
+  // that tells a complete memory from a damaged one (src/restore/lazy.ts), and criu half done.
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
   /** The update being served, settled (never rejected) when it ends: a stop waits for its rollback. */
   let inFlight: Promise<void> = Promise.resolve();
   const server = await startServer({
@@ -92,10 +99,7 @@ export async function runDaemon(configDir: string, socketPath: string): Promise<
   if (ready) notify({ status: "ready" });
   else markReady("ready");
 
-  const signal = await new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await stopSignal;
   if (requestStop(signal)) {
     // Exiting now would leave the targets frozen and the new kernel loaded (stop-request.ts).
     log.warn(`${signal} during an update before its commit: rolling the update back before exiting`);

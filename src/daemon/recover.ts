@@ -14,6 +14,7 @@ import { removeImages } from "../criu/images.ts";
 import { currentTree, readProc, sameProcess, snapshotProcesses } from "../criu/proc.ts";
 import { signalAll, waitPidsFree } from "../criu/signals.ts";
 import { isKexecLoaded, unloadKernel, type Loader } from "../kexec/index.ts";
+import { killTree, lazyLostError } from "../restore/lazy.ts";
 import { cleanupDropins, restoreOnThisBoot, serviceUnits, type BootRestoreDeps } from "../restore/boot-restore.ts";
 import { currentBootId } from "../state/lock.ts";
 import { errorRecord, stampTarget, withPhase, withTarget, type Manifest, type Recovery } from "../state/manifest.ts";
@@ -132,6 +133,7 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
     case "restore": {
       if (d.sameBoot) deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} was committed but the jump did not happen; restoring on this kernel` });
       await killLeftovers(m, d.killLeftovers, deps);
+      loseUnfinishedLazy(m, d.lazyUnfinished, aliveTargets(m), deps);
       // On the boot of the commit, the restore drop-ins are on disk but not loaded (the update
       // writes them without a reload, for the next boot's systemd); the units' starts need them.
       if (d.sameBoot && units.length > 0 && deps.mgr !== null) await deps.mgr.reload();
@@ -155,6 +157,33 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
       if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe, (n) => deps.emit(fromEngine(n)));
       return { action: "restored", manifest: readManifest(criuDir) };
     }
+  }
+}
+
+/**
+ * Targets whose lazy restore the previous daemon was supervising (recovery-plan.ts lazyUnfinished):
+ * the lazy-pages daemon it left (KillMode=process keeps it) is stopped, and so is the tree, whose
+ * memory may hold zeros where pages never came; each is reported lost by name.
+ */
+function loseUnfinishedLazy(m: Manifest, names: readonly string[], alive: ReadonlySet<string>, deps: BootRestoreDeps): void {
+  for (const name of names) {
+    const t = m.targets.find((x) => x.name === name);
+    if (t === undefined) continue;
+    const daemonPid = t.lazy?.daemonPid;
+    const daemon = daemonPid === undefined ? null : readProc(daemonPid);
+    if (daemonPid !== undefined && daemon !== null && daemon.cmdline.includes("lazy-pages")) {
+      try {
+        process.kill(daemonPid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const killed = alive.has(name) ? killTree(t.restoredPid ?? t.rootPid) : [];
+    const err = lazyLostError(t, "not seen: the nvwa daemon supervising it stopped, or the machine restarted", killed);
+    updateManifest(m.criuDir, (x) =>
+      withTarget(x, name, (y) => ({ ...y, phase: "lost", error: errorRecord(err), lazy: { ...(y.lazy ?? { startedAt: Date.now() }), state: "lost", endedAt: Date.now(), end: "unknown" } })),
+    );
+    deps.emit(fromEngine({ type: "target-lazy-lost", name, error: errorRecord(err) }));
   }
 }
 

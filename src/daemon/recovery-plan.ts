@@ -18,13 +18,16 @@
  *   restored / restore-failed /          -                   clean up: remove nvwa's drop-ins
  *   rolled-back
  *
+ * A target restored lazily whose memory was still coming back (enable_lazy_restore) is lost: its
+ * lazy-pages daemon's end was not seen, so its memory cannot be trusted; it is killed where it runs.
+ *
  * In a restore, a target already "restored" is never restored again (after a power cut its
  * processes died like any other's). A target caught "restoring" on the boot its restore began may
  * already run: when its root pid is alive with the command line it was dumped with, it is adopted
  * (marked restored) instead of restored a second time.
  */
 import type { Manifest, Target, UpdatePhase } from "../state/manifest.ts";
-import { PENDING_TARGET_PHASES } from "../restore/plan.ts";
+import { memoryComing, PENDING_TARGET_PHASES } from "../restore/plan.ts";
 
 export interface RecoveryFacts {
   /** /proc/sys/kernel/random/boot_id now. */
@@ -47,6 +50,12 @@ export type RecoveryDecision =
       killLeftovers: string[];
       adopt: string[];
       restore: string[];
+      /**
+       * Lazily restored targets whose memory was still coming back when the previous daemon (their
+       * lazy-pages daemons' supervisor) stopped or the machine restarted: how the copy ended cannot
+       * be known, so they are lost (killed where they still run), never restored a second time.
+       */
+      lazyUnfinished: string[];
       unloadKernel: boolean;
     };
 
@@ -74,6 +83,7 @@ export function decideRecovery(m: Manifest | null, f: RecoveryFacts): RecoveryDe
     killLeftovers: sameBoot ? m.targets.filter((t) => t.phase === "dumped" || t.phase === "killing").map((t) => t.name) : [],
     adopt: pending.filter(adoptable).map((t) => t.name),
     restore: pending.filter((t) => !adoptable(t)).map((t) => t.name),
+    lazyUnfinished: m.targets.filter(memoryComing).map((t) => t.name),
     unloadKernel: sameBoot && unloadKernel,
   };
 }

@@ -11,6 +11,8 @@
  *   services    each service through its unit (service-restore.ts)
  *   drop-ins    nvwa's drop-ins removed, systemd reloaded
  *   tcp-unlock  restored connections flow again
+ *   memory      lazily restored targets (enable_lazy_restore) have all of their memory back, or are
+ *               reported lost (lazy.ts); nothing to wait for otherwise
  */
 import { existsSync } from "node:fs";
 import type { NvwaConfig } from "../config/types.ts";
@@ -28,6 +30,7 @@ import { removeDropins } from "../systemd/dropins.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
 import { runPhases, type PhaseEvent } from "./phases.ts";
 import { pendingTargets } from "./plan.ts";
+import { LazyRestores } from "./lazy.ts";
 import { restoreAll } from "./restore.ts";
 import { restoreServicesThroughUnits, restoreWindow } from "./service-restore.ts";
 
@@ -82,6 +85,7 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDep
   try {
     const first = readManifest(criuDir);
     stamp(criuDir, "boot-restore", "start");
+    const lazy = new LazyRestores({ criuDir, criuExe, options: first.options, onEvent: (e) => deps.emit(fromEngine(e)) });
     let tcpLocked = false;
     await runPhases(
       [
@@ -98,17 +102,19 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDep
         {
           name: "processes",
           run: async () => {
-            await restoreAll(criuDir, { criuExe, select: { kinds: ["pid"] }, onEvent: (e) => deps.emit(fromEngine(e)) });
+            await restoreAll(criuDir, { criuExe, select: { kinds: ["pid"] }, onEvent: (e) => deps.emit(fromEngine(e)), lazy });
             deps.onProcessesRestored?.();
             await faultPoint("after-pids-restored");
           },
         },
         {
           name: "services",
-          run: () => restoreServicesThroughUnits(config, [...pendingTargets(readManifest(criuDir), { kinds: ["service"] }), ...(deps.startAlso ?? [])], deps.mgr, deps.emit, deps.serviceTimeoutMs),
+          run: () => restoreServicesThroughUnits(config, [...pendingTargets(readManifest(criuDir), { kinds: ["service"] }), ...(deps.startAlso ?? [])], deps.mgr, deps.emit, deps.serviceTimeoutMs, lazy),
         },
         { name: "drop-ins", run: () => cleanupDropins(config, serviceUnits(first), deps) },
         { name: "tcp-unlock", run: () => (tcpLocked ? unlockConnections(deps) : undefined) },
+        // Lazily restored targets run already; the update is restored once all of their memory is back.
+        { name: "memory", run: () => awaitLazyMemory(lazy, deps) },
       ],
       (e) => deps.emit(phaseEvent(e)),
     );
@@ -137,6 +143,13 @@ function lockPendingConnections(m: Manifest, deps: BootRestoreDeps): boolean {
   }
   deps.emit({ kind: "log", message: `holding back the packets of ${tuples.length} TCP connection(s) until their targets are restored` });
   return true;
+}
+
+async function awaitLazyMemory(lazy: LazyRestores, deps: BootRestoreDeps): Promise<void> {
+  const coming = lazy.pending();
+  if (coming.length === 0) return;
+  deps.emit({ kind: "log", message: `waiting for the memory of ${coming.join(", ")} to come back (lazy restore; they run meanwhile)` });
+  await lazy.settled();
 }
 
 function unlockConnections(deps: BootRestoreDeps): void {

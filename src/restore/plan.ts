@@ -84,11 +84,18 @@ export function planRestore(m: Manifest, holders: ReadonlyMap<number, string>, s
 }
 
 /**
- * Pure: the update phase once targets have moved: "restored" when every target is, "restoring"
- * while any is still pending or under way, "restore-failed" when the rest failed or was skipped.
+ * Pure: the update phase once targets have moved: "restored" when every target is (and all of its
+ * memory is back), "restoring" while any is still pending or under way, "restore-failed" when the
+ * rest failed, was skipped or was lost.
  */
 export function settledPhase(m: Manifest): UpdatePhase {
+  if (m.targets.some(memoryComing)) return "restoring";
   if (m.targets.every((t) => t.phase === "restored")) return "restored";
   if (m.targets.some((t) => t.phase === "dumped" || t.phase === "killing" || t.phase === "killed" || t.phase === "restoring")) return "restoring";
   return "restore-failed";
+}
+
+/** Pure: a lazily restored target runs, but its memory is still coming back (src/restore/lazy.ts). */
+export function memoryComing(t: Target): boolean {
+  return t.phase === "restored" && t.lazy?.state === "copying";
 }

@@ -36,6 +36,8 @@ import {
 } from "../state/manifest.ts";
 import { readManifest, updateManifest } from "../state/manifest-file.ts";
 import { ensurePrivateDir } from "../state/private-dir.ts";
+import type { LazyRestores } from "./lazy.ts";
+import { LAZY_RESTORE_ARGS } from "../criu/argv.ts";
 import { findHolders, bumpNsLastPid } from "./pids.ts";
 import { assertRestorable, pendingTargets, pidClash, settledPhase, targetTitle, type RestoreSelection } from "./plan.ts";
 
@@ -51,6 +53,11 @@ export interface RestoreTargetOptions {
   /** Keep the images after a good restore (default: the manifest's debug option). */
   keepImages?: boolean;
   onEvent?: OnEvent;
+  /**
+   * The boot-side restore's supervisor of lazy restores: with it, and an update made with
+   * enable_lazy_restore, a target runs before its memory is back (lazy.ts). Without it, in full.
+   */
+  lazy?: LazyRestores;
 }
 
 export interface TargetRestoreResult {
@@ -125,18 +132,31 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
   updateManifest(criuDir, (x) => withTarget(x, name, (y) => stampTarget({ ...y, phase: "restoring" }, "restore", "start")));
   emit({ type: "target-restoring", name, pid: t.rootPid });
   const started = performance.now();
+  // Started (and listening) before criu restore, which connects to it before creating any task.
+  const lazy = opts.lazy !== undefined && m.options.lazyRestore ? await opts.lazy.start(t) : null;
+  const extraArgs = [...(opts.extraArgs ?? []), ...(lazy === null ? [] : LAZY_RESTORE_ARGS)];
   try {
-    const run = await runRestore(t, {
-      criuExe: opts.criuExe,
-      options: m.options,
-      ...(opts.detached === undefined ? {} : { detached: opts.detached }),
-      ...(opts.pidfile === undefined ? {} : { pidfile: opts.pidfile }),
-      ...(opts.manageCgroups === undefined ? {} : { manageCgroups: opts.manageCgroups }),
-      ...(opts.inheritFds === undefined ? {} : { inheritFds: opts.inheritFds }),
-      ...(opts.extraArgs === undefined ? {} : { extraArgs: opts.extraArgs }),
-      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-      onNote: emit,
-    });
+    let run: Awaited<ReturnType<typeof runRestore>>;
+    try {
+      run = await runRestore(t, {
+        criuExe: opts.criuExe,
+        options: m.options,
+        ...(opts.detached === undefined ? {} : { detached: opts.detached }),
+        ...(opts.pidfile === undefined ? {} : { pidfile: opts.pidfile }),
+        ...(opts.manageCgroups === undefined ? {} : { manageCgroups: opts.manageCgroups }),
+        ...(opts.inheritFds === undefined ? {} : { inheritFds: opts.inheritFds }),
+        ...(extraArgs.length === 0 ? {} : { extraArgs }),
+        ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+        onNote: emit,
+      });
+    } catch (e) {
+      // A daemon criu never connected to waits in accept() for ever; one it did has nothing to serve.
+      lazy?.kill();
+      throw e;
+    }
+    const keep = opts.keepImages ?? m.options.debug;
+    // Watched from the moment the tree runs: its memory is coming back until the daemon ends.
+    if (lazy !== null && opts.lazy !== undefined) opts.lazy.watch(t, run.rootPid, lazy, keep);
     const pids = currentTree(run.rootPid).processes;
     updateManifest(criuDir, (x) =>
       withTarget(x, name, (y) => {
@@ -144,7 +164,8 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
         return stampTarget({ ...rest, phase: "restored", restoredPid: run.rootPid, ...(run.stats === undefined ? {} : { restoreStats: run.stats }) }, "restore", "end");
       }),
     );
-    if (!(opts.keepImages ?? m.options.debug)) removeImages(t.imagesDir);
+    // A lazily restored tree still reads its memory from the images: lazy.ts removes them once it is all in.
+    if (lazy === null && !keep) removeImages(t.imagesDir);
     emit({ type: "target-restored", name, pid: run.rootPid, ms: Math.round(run.ms), ...(run.stats === undefined ? {} : { stats: run.stats }) });
     return { name, kind: t.kind, status: "restored", rootPid: run.rootPid, pids, ms: performance.now() - started, ...(run.stats === undefined ? {} : { stats: run.stats }) };
   } catch (e) {

@@ -12,6 +12,7 @@ import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
 import { errorRecord, withTarget, type Target } from "../state/manifest.ts";
 import { readManifest, updateManifest } from "../state/manifest-file.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
+import type { LazyRestores } from "./lazy.ts";
 import { restoreTarget, type TargetRestoreResult } from "./restore.ts";
 
 function resume(pid: number): void {
@@ -48,11 +49,12 @@ export function pidsToResume(t: Target, pids: readonly number[]): number[] {
 }
 
 /** criu restore of one service's tree, left in the daemon's cgroup for its helper to move. Never rejects. */
-function restoreService(config: NvwaConfig, t: Target, emit: (e: ProgressEvent) => void): Promise<TargetRestoreResult> {
+function restoreService(config: NvwaConfig, t: Target, emit: (e: ProgressEvent) => void, lazy?: LazyRestores): Promise<TargetRestoreResult> {
   const started = Date.now();
   return restoreTarget(config.server.criuDir, t.name, {
     criuExe: config.server.criuExe,
     detached: true,
+    ...(lazy === undefined ? {} : { lazy }),
     ...(restoredStopped(t) ? { extraArgs: ["--leave-stopped"] } : {}),
     // The helper moves the tree into the unit's cgroup; criu must not recreate the old ones.
     manageCgroups: "ignore",
@@ -90,6 +92,7 @@ export async function restoreServicesThroughUnits(
   mgr: SystemdManager | null,
   emit: (e: ProgressEvent) => void,
   timeoutMs = 300_000,
+  lazy?: LazyRestores,
 ): Promise<void> {
   const { criuDir } = config.server;
   await Promise.all(
@@ -101,7 +104,7 @@ export async function restoreServicesThroughUnits(
         failure = "systemd cannot be reached to start the unit";
       } else {
         emit({ kind: "target", target: t.name, message: `${unit}: restoring its processes and starting the unit` });
-        const restoring = restoreService(config, t, emit);
+        const restoring = restoreService(config, t, emit, lazy);
         serviceRestores.set(unit, restoring);
         try {
           const outcome = await mgr.startUnitAndWait(unit, "replace", timeoutMs);

@@ -75,6 +75,24 @@ export const PreDump = v.object({
 });
 export type PreDump = v.InferOutput<typeof PreDump>;
 
+/**
+ * A lazy restore (enable_lazy_restore, src/restore/lazy.ts): the tree ran before its private memory
+ * was back; criu's lazy-pages daemon (nvwa's child, `daemonPid`) copied it in. "copying" until it
+ * exits; "done" when it exited 0 (every page in, `ms` after the restore ended); "lost" when it ended
+ * any other way (pages not yet copied would read as zeros: the tree was killed, the target failed).
+ */
+export const LazyRestore = v.object({
+  state: v.picklist(["copying", "done", "lost"]),
+  daemonPid: v.optional(Pid),
+  /** When the restored tree ran (epoch ms). */
+  startedAt: Epoch,
+  /** When the daemon ended (epoch ms). */
+  endedAt: v.optional(Epoch),
+  /** How it ended: "exit code 0", "killed by SIGKILL". */
+  end: v.optional(v.string()),
+});
+export type LazyRestore = v.InferOutput<typeof LazyRestore>;
+
 export const RestoreStats = v.object({
   restoreUs: v.optional(Int),
   forkingUs: v.optional(Int),
@@ -157,6 +175,7 @@ export const Target = v.object({
   restoreStats: v.optional(RestoreStats),
   /** Pid of the restored root (equal to rootPid: criu restores pids as they were). */
   restoredPid: v.optional(Pid),
+  lazy: v.optional(LazyRestore),
   error: v.optional(ErrorRecord),
 });
 export type Target = v.InferOutput<typeof Target>;
@@ -174,6 +193,8 @@ export const ManifestOptions = v.object({
   hardwareBreakpoints: v.optional(v.boolean(), false),
   /** A rehearsal (`nvwa check --rehearse`): never committed, never restored. */
   rehearsal: v.optional(v.boolean(), false),
+  /** enable_lazy_restore: restore each target's private memory after it runs (src/restore/lazy.ts). */
+  lazyRestore: v.optional(v.boolean(), false),
 });
 export type ManifestOptions = v.InferOutput<typeof ManifestOptions>;
 

@@ -54,6 +54,8 @@ export interface CriuCheckFacts {
   timedOut: boolean;
   /** `criu check --feature mem_dirty_track` passed (asked only with enable_pre_dump; else null). */
   memTrack: boolean | null;
+  /** `criu check --feature uffd-noncoop` passed (asked only with enable_lazy_restore). */
+  uffd?: boolean;
 }
 
 export interface CriuDirFacts {

@@ -102,10 +102,11 @@ export function probePids(pids: number[]): PidFacts[] {
 // --- criu -------------------------------------------------------------------------------------
 
 /** `<criu_exe> check`: whether criu works on this kernel, and its own words when it does not. */
-export function probeCriuCheck(exe: string, timeoutMs = 60_000, memTrack = false): CriuCheckFacts {
+export function probeCriuCheck(exe: string, timeoutMs = 60_000, memTrack = false, uffd = false): CriuCheckFacts {
   if (!exeExists(exe)) return { exe, exists: false, exitCode: null, output: "", timedOut: false, memTrack: null };
   const p = Bun.spawnSync({ cmd: [exe, "check"], stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: timeoutMs });
   const dirty = memTrack ? Bun.spawnSync({ cmd: [exe, ...checkArgv("mem_dirty_track")], stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: timeoutMs }) : null;
+  const lazy = uffd ? Bun.spawnSync({ cmd: [exe, ...checkArgv("uffd-noncoop")], stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: timeoutMs }) : null;
   return {
     exe,
     exists: true,
@@ -113,6 +114,7 @@ export function probeCriuCheck(exe: string, timeoutMs = 60_000, memTrack = false
     output: `${p.stdout.toString()}${p.stderr.toString()}`.trim(),
     timedOut: p.exitedDueToTimeout === true,
     memTrack: dirty === null ? null : featureSupported(dirty.exitCode, `${dirty.stdout.toString()}${dirty.stderr.toString()}`, "mem_dirty_track"),
+    ...(lazy === null ? {} : { uffd: featureSupported(lazy.exitCode, `${lazy.stdout.toString()}${lazy.stderr.toString()}`, "uffd-noncoop") }),
   };
 }
 
@@ -224,7 +226,7 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
     devPinmem: existsSync("/dev/pinmem"),
     nrCpus: kconfig === null ? null : nrCpusFromConfig(kconfig),
     kernel: opts.version ? probeKernel(opts.version, arch, opts.bootDir, opts.modulesDir) : null,
-    criu: opts.skipCriuCheck ? null : probeCriuCheck(config.server.criuExe, 60_000, config.restore.enablePreDump),
+    criu: opts.skipCriuCheck ? null : probeCriuCheck(config.server.criuExe, 60_000, config.restore.enablePreDump, config.restore.enableLazyRestore),
     pids: probePids(config.restore.pids),
     ...(services === undefined
       ? {}

@@ -190,6 +190,33 @@ function checkPreDump(f: Facts, config: NvwaConfig): Check[] {
   ];
 }
 
+/** enable_lazy_restore: the running kernel's userfaultfd (the kernel after the jump is asked again at restore). */
+function checkLazyRestore(f: Facts, config: NvwaConfig): Check[] {
+  if (!config.restore.enableLazyRestore || f.criu === null || !f.criu.exists) return [];
+  const id = "criu.lazy-restore";
+  const title = "lazy restore";
+  if (config.restore.enablePinMemory) {
+    return [warn(id, title, "enable_pin_memory keeps memory in place across the jump: there is nothing for a lazy restore to copy, and targets are restored in full", "set enable_lazy_restore: false, or enable_pin_memory: false")];
+  }
+  if (f.criu.uffd === true) {
+    return [
+      ok(
+        id,
+        title,
+        "non-cooperative userfaultfd works on this kernel: targets run again before their memory is back, and nvwa watches criu lazy-pages until all of it is in (a target whose daemon ends early is killed and reported lost); the new kernel is asked again at restore",
+      ),
+    ];
+  }
+  return [
+    warn(
+      id,
+      title,
+      "this kernel has no non-cooperative userfaultfd (criu check --feature uffd-noncoop fails): targets restored on it come back in full; the new kernel is asked again at restore",
+      "boot kernels with CONFIG_USERFAULTFD=y, or set enable_lazy_restore: false to silence this",
+    ),
+  ];
+}
+
 function checkTargets(f: Facts, config: NvwaConfig): Check[] {
   const out: Check[] = [];
   for (const pid of config.restore.pids) {
@@ -275,6 +302,7 @@ export function evaluatePreflight(f: Facts, config: NvwaConfig): Check[] {
     ...checkKexec(f, config),
     ...checkCriu(f),
     ...checkPreDump(f, config),
+    ...checkLazyRestore(f, config),
     ...checkTargets(f, config),
     ...checkCriuDir(f, config),
     checkSelinux(f),

@@ -12,6 +12,11 @@ export interface TargetSummary {
   /** Dump start → restore end, when both happened. */
   downtimeMs?: number;
   steps: { name: string; ms: number }[];
+  /**
+   * Lazy restore: "coming back" while criu lazy-pages copies the memory of a running target,
+   * "back" with `ms` from running again to the last page, "lost" when the daemon ended early.
+   */
+  memory?: { state: "coming back" | "back" | "lost"; ms?: number };
   error?: string;
 }
 
@@ -44,6 +49,12 @@ export function downtimeOf(t: Target): number | undefined {
   return Math.max(...ends) - Math.min(...starts);
 }
 
+function lazyMemory(l: NonNullable<Target["lazy"]>): NonNullable<TargetSummary["memory"]> {
+  const ms = l.endedAt === undefined ? undefined : l.endedAt - l.startedAt;
+  const state = l.state === "copying" ? "coming back" : l.state === "done" ? "back" : "lost";
+  return { state, ...(ms === undefined ? {} : { ms }) };
+}
+
 export function summarise(m: Manifest): UpdateSummary {
   return {
     updateId: m.updateId,
@@ -61,6 +72,7 @@ export function summarise(m: Manifest): UpdateSummary {
         rootPid: t.rootPid,
         ...(downtimeMs === undefined ? {} : { downtimeMs }),
         steps: durations(t.timings),
+        ...(t.lazy === undefined ? {} : { memory: lazyMemory(t.lazy) }),
         ...(t.error === undefined ? {} : { error: `${t.error.message}${t.error.hint ? ` — ${t.error.hint}` : ""}` }),
       };
     }),
@@ -84,6 +96,11 @@ export function renderSummary(s: UpdateSummary): string {
     const down = t.downtimeMs === undefined ? "" : `, downtime ${secs(t.downtimeMs)}`;
     lines.push(`  ${t.kind === "pid" ? "pid" : "service"} ${t.name} (root pid ${t.rootPid}): ${t.phase}${down}`);
     if (t.steps.length > 0) lines.push(`    ${t.steps.map((p) => `${p.name} ${secs(p.ms)}`).join(", ")}`);
+    if (t.memory !== undefined) {
+      lines.push(
+        `    memory (lazy restore): ${t.memory.state === "back" ? `all back ${secs(t.memory.ms ?? 0)} after it ran again` : t.memory.state === "lost" ? "lost: the lazy-pages daemon ended early" : "coming back (it runs meanwhile)"}`,
+      );
+    }
     if (t.error) lines.push(`    error: ${t.error}`);
   }
   return `${lines.join("\n")}\n`;

@@ -74,7 +74,7 @@ function restoredManifest(criuDir: string): Manifest {
   const m = newManifest({
     kernel: { from: "6.1.0-57-cloud-amd64", to: "6.12.95+deb12-cloud-amd64", loader: "kexec_file_load" },
     criuDir,
-    options: { debug: false, pinMemory: false, restoreNet: true, tcpEstablished: true, extUnixSk: true, fileLocks: true, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false },
+    options: { debug: false, pinMemory: false, restoreNet: true, tcpEstablished: true, extUnixSk: true, fileLocks: true, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false, lazyRestore: false },
     now: now - 60_000,
   });
   const target = (kind: "pid" | "service", name: string, rootPid: number, i: number): Target => ({

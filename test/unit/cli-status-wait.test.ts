@@ -84,7 +84,7 @@ function setup(): { configDir: string; criuDir: string; manifest: Manifest } {
         updateId: "20261206T120000Z-beef",
         kernel: { from: "6.1.0-57-cloud-amd64", to: "6.12.95+deb12-cloud-amd64" },
         criuDir,
-        options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: false, extUnixSk: false, fileLocks: false, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false },
+        options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: false, extUnixSk: false, fileLocks: false, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false, lazyRestore: false },
       }),
       "checkpointing",
     ),

@@ -35,7 +35,7 @@ describe("defaults", () => {
       systemdEtc: "/etc/systemd/system/",
       logDir: "/etc/nvwa/log/",
     });
-    expect(c.restore).toEqual({ pids: [], services: [], restoreNet: false, enableQuickKexec: false, enablePinMemory: false, enablePreDump: false, debug: false });
+    expect(c.restore).toEqual({ pids: [], services: [], restoreNet: false, enableQuickKexec: false, enablePinMemory: false, enablePreDump: false, enableLazyRestore: false, debug: false });
     expect(c.files).toEqual({ restore: null, server: null });
   });
 
@@ -52,7 +52,7 @@ describe("every key", () => {
   test("restore keys are read and normalised", () => {
     const c = loadConfig(
       dirWith(
-        "pids:\n  - 14109\n  - 2\nservices:\n  - redis\n  - nginx.service\n  - getty@tty1\nrestore_net: true\nenable_quick_kexec: true\nenable_pin_memory: true\nenable_pre_dump: true\nenable_debug_mode: true\n",
+        "pids:\n  - 14109\n  - 2\nservices:\n  - redis\n  - nginx.service\n  - getty@tty1\nrestore_net: true\nenable_quick_kexec: true\nenable_pin_memory: true\nenable_pre_dump: true\nenable_lazy_restore: true\nenable_debug_mode: true\n",
       ),
     );
     expect(c.restore).toEqual({
@@ -62,6 +62,7 @@ describe("every key", () => {
       enableQuickKexec: true,
       enablePinMemory: true,
       enablePreDump: true,
+      enableLazyRestore: true,
       debug: true,
     });
   });

@@ -91,7 +91,7 @@ test("formatArgv quotes what a shell would split", () => {
 
 describe("restoreArgvFor: a restore repeats what the dump recorded", () => {
   const target: Target = redisTarget({ shellJob: true, tcpConnections: true });
-  const options: ManifestOptions = { debug: true, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false };
+  const options: ManifestOptions = { debug: true, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false, lazyRestore: false };
 
   test("shell job from the target, lock method and debug from the options, service extras", () => {
     const a = restoreArgvFor(target, { criuExe: "/usr/sbin/criu", options, pidfile: "/run/nvwa/redis.pid", manageCgroups: "ignore" });

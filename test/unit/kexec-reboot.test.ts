@@ -17,7 +17,7 @@ function manifestText(updateId: string, phase: Manifest["phase"]): string {
     updateId,
     kernel: { from: "6.1", to: "6.12" },
     criuDir: "/var/nvwa/running",
-    options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false },
+    options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false, lazyRestore: false },
   });
   return serializeManifest({ ...m, phase });
 }

@@ -243,6 +243,19 @@ describe("evaluatePreflight", () => {
     expect(statusOf(evaluatePreflight(f, on), "criu-dir.space")).toBe("fail");
   });
 
+  test("enable_lazy_restore: a row only when asked; ok with uffd-noncoop, a warning without it or with pin memory", () => {
+    const f = healthy();
+    expect(row(evaluatePreflight(f, config()), "criu.lazy-restore")).toBeUndefined();
+    const on = config({ enableLazyRestore: true });
+    f.criu = { exe: "/usr/sbin/criu", exists: true, exitCode: 0, output: "Looks good.", timedOut: false, memTrack: null, uffd: true };
+    expect(row(evaluatePreflight(f, on), "criu.lazy-restore")).toMatchObject({ status: "ok" });
+    expect(row(evaluatePreflight(f, on), "criu.lazy-restore")?.detail).toContain("killed and reported lost");
+    f.criu = { ...f.criu, uffd: false };
+    expect(row(evaluatePreflight(f, on), "criu.lazy-restore")).toMatchObject({ status: "warn", fix: "boot kernels with CONFIG_USERFAULTFD=y, or set enable_lazy_restore: false to silence this" });
+    f.criu = { ...f.criu, uffd: true };
+    expect(row(evaluatePreflight(f, config({ enableLazyRestore: true, enablePinMemory: true })), "criu.lazy-restore")?.detail).toStartWith("enable_pin_memory keeps memory in place");
+  });
+
   test("lock: a live update fails, a stale lock warns", () => {
     const f = healthy();
     f.lock = { path: "/var/nvwa/running/nvwa.lock", exists: true, pid: 555, alive: true };

@@ -154,7 +154,7 @@ describe("Troubleshooting", () => {
       updateId: "u-failed",
       kernel: { from: "6.1", to: "6.12" },
       criuDir: join(d, "running"),
-      options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false },
+      options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false, lazyRestore: false },
     });
     writeManifest({ ...m, phase: "restore-failed" });
     const err = await performUpdate({ version: "6.12.9" }, null, { configDir: etc }).then(
@@ -205,7 +205,7 @@ describe("Differences from the openEuler guide", () => {
       updateId: "u-enabled",
       kernel: { from: "6.1", to: "6.12" },
       criuDir,
-      options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false },
+      options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false, lazyRestore: false },
     });
     const svc: Target = redisTarget({ cmdline: ["/usr/bin/redis-server"], comm: "redis-server", imagesDir: join(criuDir, "redis.service") });
     writeManifest({ ...m, phase: "jumping", targets: [svc] });

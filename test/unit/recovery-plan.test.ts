@@ -33,7 +33,7 @@ function m(phase: UpdatePhase, targets: Target[], extra: Partial<Manifest> = {})
     kernel: { from: "6.1", to: "6.12", loader: "kexec_file_load" },
     criuDir: "/var/nvwa/running",
     bootId: BOOT_A,
-    options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false },
+    options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false, lazyRestore: false },
   });
   // createdBootId (newManifest) and the commit's bootId: both on boot A.
   return { ...base, bootId: BOOT_A, phase, targets, ...extra };
@@ -69,30 +69,38 @@ describe("decideRecovery", () => {
   describe("after the commit", () => {
     test("committed, crash before any kill was written (targets still dumped), same boot: kill leftovers, restore all, unload", () => {
       const d = decideRecovery(m("committed", [t("counter", "dumped"), t("redis.service", "dumped", "service")]), facts(BOOT_A, true));
-      expect(d).toEqual({ action: "restore", sameBoot: true, killLeftovers: ["counter", "redis.service"], adopt: [], restore: ["counter", "redis.service"], unloadKernel: true });
+      expect(d).toEqual({ action: "restore", sameBoot: true, killLeftovers: ["counter", "redis.service"], adopt: [], restore: ["counter", "redis.service"], lazyUnfinished: [], unloadKernel: true });
     });
     test("committed, intent written (killing), power cut: another boot restores every target, kills nothing", () => {
       const d = decideRecovery(m("committed", [t("counter", "killing"), t("redis.service", "killing", "service")]), facts(BOOT_B, false));
-      expect(d).toEqual({ action: "restore", sameBoot: false, killLeftovers: [], adopt: [], restore: ["counter", "redis.service"], unloadKernel: false });
+      expect(d).toEqual({ action: "restore", sameBoot: false, killLeftovers: [], adopt: [], restore: ["counter", "redis.service"], lazyUnfinished: [], unloadKernel: false });
     });
     test("jumping, arrived on the new boot: restore the killed targets", () => {
       const d = decideRecovery(m("jumping", [t("counter", "killed"), t("redis.service", "killed", "service")]), facts(BOOT_B, false));
-      expect(d).toEqual({ action: "restore", sameBoot: false, killLeftovers: [], adopt: [], restore: ["counter", "redis.service"], unloadKernel: false });
+      expect(d).toEqual({ action: "restore", sameBoot: false, killLeftovers: [], adopt: [], restore: ["counter", "redis.service"], lazyUnfinished: [], unloadKernel: false });
     });
     test("jumping, but the same boot (the jump failed): killed trees are not killed again; kernel unloaded", () => {
       const d = decideRecovery(m("jumping", [t("counter", "killed")]), facts(BOOT_A, true));
-      expect(d).toEqual({ action: "restore", sameBoot: true, killLeftovers: [], adopt: [], restore: ["counter"], unloadKernel: true });
+      expect(d).toEqual({ action: "restore", sameBoot: true, killLeftovers: [], adopt: [], restore: ["counter"], lazyUnfinished: [], unloadKernel: true });
     });
     test("restoring, power cut after some were restored: the restored ones are never restored twice", () => {
       const targets = [t("counter", "restored"), t("tcp", "restoring"), t("redis.service", "killed", "service"), t("bad", "restore-failed"), t("clash", "skipped")];
       const d = decideRecovery(m("restoring", targets, { restoreBootId: BOOT_B }), facts("boot-c", false, ["tcp"]));
       // Another boot than the restore's: a process alive at the old pid is not ours to adopt.
-      expect(d).toEqual({ action: "restore", sameBoot: false, killLeftovers: [], adopt: [], restore: ["tcp", "redis.service", "bad", "clash"], unloadKernel: false });
+      expect(d).toEqual({ action: "restore", sameBoot: false, killLeftovers: [], adopt: [], restore: ["tcp", "redis.service", "bad", "clash"], lazyUnfinished: [], unloadKernel: false });
     });
     test("restoring, daemon killed on the restore's own boot: a target caught restoring whose tree runs is adopted", () => {
       const targets = [t("counter", "restored"), t("tcp", "restoring"), t("redis.service", "restoring", "service"), t("x", "killed")];
       const d = decideRecovery(m("restoring", targets, { restoreBootId: BOOT_B }), facts(BOOT_B, false, ["tcp", "counter", "x"]));
-      expect(d).toEqual({ action: "restore", sameBoot: false, killLeftovers: [], adopt: ["tcp"], restore: ["redis.service", "x"], unloadKernel: false });
+      expect(d).toEqual({ action: "restore", sameBoot: false, killLeftovers: [], adopt: ["tcp"], restore: ["redis.service", "x"], lazyUnfinished: [], unloadKernel: false });
+    });
+    test("restoring, a lazily restored target whose memory was still coming back: lost (never restored twice), the rest restored", () => {
+      const copying: Target = { ...t("big", "restored"), lazy: { state: "copying", daemonPid: 900, startedAt: 1 } };
+      const done: Target = { ...t("small", "restored"), lazy: { state: "done", startedAt: 1, endedAt: 2, end: "exit code 0" } };
+      for (const f of [facts(BOOT_B, false, ["big"]), facts("boot-c")]) {
+        const d = decideRecovery(m("restoring", [copying, done, t("x", "killed")], { restoreBootId: BOOT_B }), f);
+        expect(d).toMatchObject({ action: "restore", adopt: [], restore: ["x"], lazyUnfinished: ["big"] });
+      }
     });
     test("targets that were never frozen or are already lost are never restored", () => {
       const d = decideRecovery(m("committed", [t("a", "lost"), t("b", "resumed"), t("c", "planned"), t("d", "dump-failed"), t("e", "killed")]), facts(BOOT_B));

@@ -29,7 +29,7 @@ function manifest(phase: Manifest["phase"], targets: Target[]): Manifest {
     updateId: "u1",
     kernel: { from: "a", to: "b" },
     criuDir: "/var/nvwa/running",
-    options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false },
+    options: { debug: false, pinMemory: false, restoreNet: false, tcpEstablished: true, extUnixSk: true, fileLocks: true, hardwareBreakpoints: false, rehearsal: false, lazyRestore: false },
   });
   return { ...m, phase, targets };
 }
@@ -89,6 +89,13 @@ test("settledPhase", () => {
   expect(settledPhase(manifest("restoring", [{ ...redis, phase: "restored" }, { ...counter, phase: "restored" }]))).toBe("restored");
   expect(settledPhase(manifest("restoring", [{ ...redis, phase: "restored" }, counter]))).toBe("restoring");
   expect(settledPhase(manifest("restoring", [{ ...redis, phase: "skipped" }, { ...counter, phase: "restored" }]))).toBe("restore-failed");
+  // Lazy restore: running, but its memory still coming back, is not restored yet; lost is a failure.
+  const lazy = (state: "copying" | "done" | "lost"): Target => ({ ...counter, phase: state === "lost" ? "lost" : "restored", lazy: { state, startedAt: 1 } });
+  expect(settledPhase(manifest("restoring", [{ ...redis, phase: "restored" }, lazy("copying")]))).toBe("restoring");
+  expect(settledPhase(manifest("restoring", [{ ...redis, phase: "skipped" }, lazy("copying")]))).toBe("restoring");
+  expect(settledPhase(manifest("restoring", [{ ...redis, phase: "restored" }, lazy("done")]))).toBe("restored");
+  expect(settledPhase(manifest("restoring", [{ ...redis, phase: "restored" }, lazy("lost")]))).toBe("restore-failed");
+  expect(pendingTargets(manifest("restore-failed", [lazy("lost")]))).toEqual([]);
 });
 
 test("nsLastPidTarget: past the highest saved pid, never backwards, below pid_max", () => {

@@ -48,7 +48,7 @@ function sample(criuDir = "/var/nvwa/running"): Manifest {
     updateId: "20260101T000000Z-abcd",
     kernel: { from: "6.1.0-30-amd64", to: "6.12.9-amd64", loader: "kexec_file_load" },
     criuDir,
-    options: { debug: false, pinMemory: false, restoreNet: true, tcpEstablished: true, extUnixSk: true, fileLocks: true, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false },
+    options: { debug: false, pinMemory: false, restoreNet: true, tcpEstablished: true, extUnixSk: true, fileLocks: true, networkLock: "nftables", hardwareBreakpoints: false, rehearsal: false, lazyRestore: false },
     bootId: "1b6f7a42-0000-4000-8000-000000000001",
     now: 1_700_000_000_000,
   });
