@@ -4,6 +4,9 @@
  * same process, same boot), then updated 6.1 → 6.12 with pre-dump and the fast jump, and re-reads
  * every byte of its memory after the restore. criu's pre-dump cannot run on the CI host (its kernel
  * has no soft-dirty), so this is where the chain, its parent link and its restore are proven.
+ * Then enable_lazy_restore back to 6.1 with bookworm's criu 3.17.1 (the host tests run trixie's
+ * 4.1.1): the same process runs before its memory is back and re-reads all of it; a second one,
+ * whose lazy-pages daemon is killed for real right after its restore, is killed and lost by name.
  */
 import { beforeAll, expect, test } from "bun:test";
 import { failureReport, ROOT, runScenario } from "./scenarios.ts";
@@ -20,7 +23,7 @@ function rehearsal(row: string | undefined): { frozenMs: number; dumpMs: number;
   return { frozenMs: Number(m?.[1]), dumpMs: Number(m?.[2]), imageMiB: Number(m?.[3]) };
 }
 
-test("pre-dump: the 512 MiB process is frozen for a fraction of its full dump, and every byte of it comes back after the jump", async () => {
+test("pre-dump: the 512 MiB process is frozen for a fraction of its full dump, and every byte of it comes back after the jump; then lazily, back, with a second process whose lazy-pages daemon is killed", async () => {
   const r = await runScenario("predump", { args: ["--mem", "3G"] });
   if (r.status !== 0) process.stderr.write(`${failureReport(r)}\n`);
   expect(r.status).toBe(0);
@@ -45,8 +48,33 @@ test("pre-dump: the 512 MiB process is frozen for a fraction of its full dump, a
   // Every byte of the 512 MiB against what the process wrote; no round or final image left.
   expect(r.results.verify_after).toStartWith("verify ok");
   expect(r.results.images_left).toBe("none");
+
+  // Boot 3, enable_lazy_restore back to the old kernel (same 512 MiB process, dumped in full).
+  expect(r.results.check_lazy).toStartWith("ok non-cooperative userfaultfd works on this kernel");
+  expect(r.results.lazy_kernel).toBe(r.kernels.old);
+  expect(r.results.lazy_phase).toBe("restore-failed"); // the second target was lost on purpose
+  expect(r.results.lazy_a).toBe("restored done exit code 0");
+  // criu itself put back only what cannot be lazy: far fewer than its 131 072 pages.
+  expect(Number(r.results.lazy_a_pages_restored)).toBeLessThan(131_072 / 4);
+  expect(r.results.lazy_verify).toStartWith("verify ok");
+  expect(r.results.lazy_a_images_left).toBe("none");
+  // The second: its daemon killed right after its restore; killed with it, lost by name, images kept.
+  expect(r.results.lazy_b).toBe("lost lost restore.lazy-pages-lost");
+  expect(r.results.lazy_b_message).toMatch(/^\d+ is damaged: criu's lazy-pages daemon ended \(killed by SIGKILL\) before all of its memory was back, so pages not yet copied would read as zeros; nvwa killed it \(1 process\(es\), pid \d+\)$/);
+  expect(r.results.lazy_b_alive).toBe("gone");
+  expect(r.results.lazy_b_images).toBe("kept");
+  expect(r.results.lazy_status_text).toMatch(/memory \(lazy restore\): all back [\d.]+ m?s after it ran again\|memory \(lazy restore\): lost: the lazy-pages daemon ended early\|/);
+  expect(r.results.lazy_log).toContain("is damaged");
+  expect(r.results.lazy_log).toContain("all of its memory is back");
+  const eager = Number(r.results.restore_ms_eager);
+  const lazyRun = Number(r.results.lazy_a_restore_ms);
+  expect(lazyRun).toBeGreaterThan(0);
+  process.stdout.write(
+    `lazy restore (512 MiB): restore ${lazyRun} ms, all memory back ${r.results.lazy_a_memory_ms} ms later; ` +
+      `the same process restored in full from its pre-dump chain on boot 2: ${eager} ms\n`,
+  );
   process.stdout.write(
     `pre-dump: frozen ${full.frozenMs} ms full vs ${pre.frozenMs} ms pre-dumped (${((pre.frozenMs / full.frozenMs) * 100).toFixed(1)} %), ` +
       `final images ${full.imageMiB} vs ${pre.imageMiB} MiB; update rounds ${r.results.pre_rounds}, final ${r.results.final_stats}, downtime ${r.results.downtime_ms} ms\n`,
   );
-}, 2_400_000);
+}, 3_000_000);

@@ -5,12 +5,24 @@
 # process measure its freeze with a full dump and with pre-dump rounds; then `nvwa update --fast`
 # with pre-dump. Boot 2: the process is back at its pid and re-reads every byte of its memory
 # against what it wrote (a lost, zeroed or stale page fails), the manifest records the rounds and
-# the final dump's parent, and no image (round or final) is left.
+# the final dump's parent, and no image (round or final) is left. Then enable_lazy_restore, back
+# to the old kernel, with a second process of 256 MiB. Boot 3: the first ran again before its
+# memory was back and re-reads every byte of it; the second's lazy-pages daemon was killed right
+# after its restore (NVWA_FAULT_KILL on nvwa.service), so it is killed and reported lost by name.
 set -euo pipefail
 . "$NVWA_GUEST_LIB"
 . /usr/local/lib/nvwa-test/common.sh
 boot=$1
 MIB=512
+
+# tgt NAME EXPR: EXPR about the target NAME (as t) in the saved `nvwa status --json`.
+tgt() {
+	python3 -c 'import json,sys
+j = json.load(open(sys.argv[1]))
+t = [x for x in j["manifest"]["targets"] if x["name"] == sys.argv[2]][0]
+v = eval(sys.argv[3], {"t": t})
+print("" if v is None else v)' "$NVWA_RESULTS/status.json" "$1" "$2" 2>/dev/null || true
+}
 
 # rehearsal_row FILE: the rehearsal row's detail from `nvwa check --rehearse --json`.
 rehearsal_row() {
@@ -68,6 +80,55 @@ print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/rehearse-
 	left=$(find "/var/nvwa/running/$pid" -mindepth 1 ! -name '*.log' 2>/dev/null | head -5 | tr '\n' ' ')
 	guest_result images_left "${left:-none}"
 	[[ -z $left ]] || guest_fail "images left after the restore: $left"
+	assert_no_dropins
+	guest_result restore_ms_eager "$(json_get "$NVWA_RESULTS/status.json" 'j["manifest"]["targets"][0]["timings"]["restore"]["end"] - j["manifest"]["targets"][0]["timings"]["restore"]["start"]')"
+
+	# Lazy restore, back to the old kernel: the same process (still rewriting 4 MiB/s, so it faults
+	# on pages not yet back), dumped in full this time; and a second one, 256 MiB, whose lazy-pages
+	# daemon nvwa.service kills for real right after its restore (NVWA_FAULT_KILL, test-only).
+	high_pids 32000
+	start_detached memhog2 python3 "$T/memhog.py" 256 "$W/memhog2.log"
+	guest_wait 120 grep -q '^ready' "$W/memhog2.log" || guest_fail "memhog2 did not fill its memory: $(cat "$W/memhog2.out")"
+	pid2=$(cat "$W/memhog2.pid")
+	write_restore_config "[$pid, $pid2]" "[]"
+	printf 'enable_pre_dump: false\nenable_lazy_restore: true\n' >>/etc/nvwa/nvwa-restore.yaml
+	mkdir -p /etc/systemd/system/nvwa.service.d
+	printf '[Service]\nEnvironment=NVWA_FAULT_KILL=lazy-pages:%s\n' "$pid2" >/etc/systemd/system/nvwa.service.d/test-faults.conf
+	nvwa check --json >"$NVWA_RESULTS/check-lazy.json" 2>"$NVWA_RESULTS/check-lazy.err" || true
+	guest_result check_lazy "$(python3 -c 'import json,sys
+r = [c for c in json.load(open(sys.argv[1]))["checks"] if c["id"] == "criu.lazy-restore"]
+print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/check-lazy.json")"
+	ON_UPDATE_FAIL=save_criu_logs guest_update --fast "$KVER_OLD"
+	;;
+3)
+	guest_mark after-jump
+	guest_result lazy_kernel "$(uname -r)"
+	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot 3 runs $(uname -r), expected $KVER_OLD"
+	pid=$(cat "$W/memhog.pid") pid2=$(cat "$W/memhog2.pid")
+	guest_result lazy_phase "$(wait_for_restore)"
+	cp /var/nvwa/running/"$pid"/lazy-pages.log "$NVWA_RESULTS/lazy-pages-$pid.log" 2>/dev/null || true
+	cp /var/nvwa/running/"$pid2"/lazy-pages.log "$NVWA_RESULTS/lazy-pages-$pid2.log" 2>/dev/null || true
+	guest_result lazy_a "$(tgt "$pid" 't["phase"] + " " + t["lazy"]["state"] + " " + t["lazy"]["end"]')"
+	guest_result lazy_a_restore_ms "$(tgt "$pid" 't["timings"]["restore"]["end"] - t["timings"]["restore"]["start"]')"
+	guest_result lazy_a_memory_ms "$(tgt "$pid" 't["lazy"]["endedAt"] - t["lazy"]["startedAt"]')"
+	guest_result lazy_a_pages_restored "$(tgt "$pid" 't.get("restoreStats", {}).get("pagesRestored")')"
+	guest_result lazy_b "$(tgt "$pid2" 't["phase"] + " " + t["lazy"]["state"] + " " + t["error"]["code"]')"
+	guest_result lazy_b_message "$(tgt "$pid2" 't["error"]["message"]')"
+	guest_result lazy_status_text "$(grep -o 'memory (lazy restore): .*' "$NVWA_RESULTS/status.txt" | tr '\n' '|')"
+	# A: back at its pid, every byte of its 512 MiB right after its memory came back lazily.
+	[[ -d /proc/$pid && $(cat "/proc/$pid/comm") == python3 ]] || guest_fail "memhog is not at its old pid $pid after the lazy restore"
+	before=$(grep -c '^verify' "$W/memhog.log")
+	kill -USR1 "$pid"
+	guest_wait 120 sh -c "[ \$(grep -c '^verify' '$W/memhog.log') -gt $before ]" || guest_fail "memhog did not verify after the lazy restore"
+	guest_result lazy_verify "$(grep '^verify' "$W/memhog.log" | tail -1)"
+	[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok"* ]] || guest_fail "memhog's memory is wrong after the lazy restore: $(tail -1 "$W/memhog.log")"
+	left=$(find "/var/nvwa/running/$pid" -mindepth 1 ! -name '*.log' 2>/dev/null | head -5 | tr '\n' ' ')
+	guest_result lazy_a_images_left "${left:-none}"
+	# B: killed with its daemon, its images kept, named in the update log.
+	guest_result lazy_b_alive "$([[ -d /proc/$pid2 ]] && cat "/proc/$pid2/comm" || echo gone)"
+	guest_result lazy_b_images "$([[ -f /var/nvwa/running/$pid2/inventory.img ]] && echo kept || echo gone)"
+	guest_result lazy_log "$(grep -ho "$pid2 is damaged[^;]*\|$pid: all of its memory is back[^(]*" /var/log/nvwa/*.log | sort -u | tr '\n' '|')"
+	rm -f /etc/systemd/system/nvwa.service.d/test-faults.conf
 	assert_no_dropins
 	guest_mark scenario-passed
 	exit 0
