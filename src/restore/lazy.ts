@@ -62,7 +62,11 @@ export class LazyRestores {
   private readonly watching = new Map<string, Promise<void>>();
   private supported: Promise<boolean> | null = null;
 
-  constructor(private readonly o: LazyRestoresOptions) {}
+  constructor(private readonly o: LazyRestoresOptions) {
+    // Asked at once, while the boot-side restore does its network phases: criu's first run on a
+    // new kernel probes it (kerndat, cached in /run for the restores after it) for a while.
+    if (o.options.lazyRestore) void this.kernelSupports();
+  }
 
   /** Names of the targets whose memory is still coming back. */
   pending(): string[] {

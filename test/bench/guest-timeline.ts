@@ -77,6 +77,8 @@ export interface BenchStatus {
       timings: Record<string, { start: number; end?: number }>;
       imageBytes?: number;
       dumpStats?: { frozenUs?: number; memdumpUs?: number; memwriteUs?: number };
+      /** enable_lazy_restore: when the restored tree ran, and when its last page arrived (epoch ms). */
+      lazy?: { startedAt: number; endedAt?: number };
     }[];
   };
 }
@@ -88,7 +90,13 @@ export interface ModeFigures {
   phases: [string, number][];
 }
 
-export type NvwaFigures = ModeFigures & { overhead: number; frozen: number; imageBytes: number };
+export type NvwaFigures = ModeFigures & {
+  overhead: number;
+  frozen: number;
+  imageBytes: number;
+  /** Lazy restore: seconds from running again to the last page (after the downtime, not part of it). */
+  memoryBack?: number;
+};
 
 export interface SessionFigures {
   /** old → new, like byHand. */
@@ -141,15 +149,20 @@ function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: n
     overhead: downtime - ((dumpEnd - dumpStart) + (daemonStart - kexec) + (restoreEnd - restoreStart)),
     frozen: (target.dumpStats?.frozenUs ?? 0) / 1e6,
     imageBytes: target.imageBytes ?? 0,
+    ...(target.lazy?.endedAt === undefined ? {} : { memoryBack: (target.lazy.endedAt - target.lazy.startedAt) / 1000 }),
   };
 }
 
+/** Which of A and B a session ran first (scenarios/bench ORDER): A B or B A, for ABBA sequences of sessions. */
+export type BenchOrder = "ab" | "ba";
+
 /**
- * statuses: `nvwa status --json` after each of the two updates; results: the guest's result.env
+ * statuses: `nvwa status --json` after each of the two updates, in the order they ran; results: the guest's result.env
  * (c_ready_rt, the cold path's ready time in the last boot's clock). After `warm` warm-up boots
- * (each ending in a kexec), the stages' boots are: old (A), new (A2), old (B), new (C), old.
+ * (each ending in a kexec), the stages' boots are: old (A), new (A2), old (B), new (C), old; with
+ * order "ba": old (B), new (A2), old (A), new (C), old.
  */
-export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStatus], results: Record<string, string>, warm = 0, journal = ""): SessionFigures {
+export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStatus], results: Record<string, string>, warm = 0, journal = "", order: BenchOrder = "ab"): SessionFigures {
   const ev = parseSerial(serial);
   // A guest kernel that panics (an emulator fault under TCG, see test/guest/scenarios.ts
   // guestPanic) reboots through the firmware and the runner carries on, so the session can still
@@ -168,17 +181,21 @@ export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStat
 
   const starts = nvwaServiceStarts(journal);
   const started = (stage: number): number | null => starts[warm + stage - 1] ?? null;
-  const nvwa = nvwaFigures(statuses[0], 1, kexec(0), banner(2), mapStage, started(2));
-  const nvwaBack = nvwaFigures(statuses[1], 2, kexec(1), banner(3), mapStage, started(3));
+  // "ab": A from stage 1, A2 from 2, B from 3. "ba": B from 1, A2 from 2, A from 3; the statuses
+  // are in the order the updates ran (A2 first).
+  const ab = order === "ab";
+  const nvwa = ab ? nvwaFigures(statuses[0], 1, kexec(0), banner(2), mapStage, started(2)) : nvwaFigures(statuses[1], 3, kexec(2), banner(4), mapStage, started(4));
+  const nvwaBack = nvwaFigures(ab ? statuses[1] : statuses[0], 2, kexec(1), banner(3), mapStage, started(3));
+  const bFrom = ab ? 3 : 1;
 
   // B: by hand. All console markers: host stamps, no clock mapping needed.
   const bStart = mark("b-dump-start");
   const bPhases: [string, number][] = [
     ["dump", mark("b-dump-end") - bStart],
     ["sync", mark("b-synced") - mark("b-dump-end")],
-    ["kexec -e call", kexec(2) - mark("b-synced")],
-    ["kexec → kernel", banner(4) - kexec(2)],
-    ["kernel → restore unit", mark("b-restore-start") - banner(4)],
+    ["kexec -e call", kexec(bFrom - 1) - mark("b-synced")],
+    ["kexec → kernel", banner(bFrom + 1) - kexec(bFrom - 1)],
+    ["kernel → restore unit", mark("b-restore-start") - banner(bFrom + 1)],
     ["restore", mark("b-restore-end") - mark("b-restore-start")],
   ];
 

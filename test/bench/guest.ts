@@ -12,22 +12,31 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { failureReport, guestPanic, readEnv, ROOT, runScenario } from "../guest/scenarios.ts";
-import { type BenchStatus, type SessionFigures, sessionFigures } from "./guest-timeline.ts";
+import { type BenchOrder, type BenchStatus, type SessionFigures, sessionFigures } from "./guest-timeline.ts";
 import { median } from "./stats.ts";
 
 interface Workload {
   kind: "mem" | "redis";
   size: number;
+  /** Which of A (nvwa) and B (by hand) the session runs first: sessions "ab" and "ba" make ABBA. */
+  order: BenchOrder;
+  /** enable_lazy_restore for A, and its twin for B (criu lazy-pages, restore --lazy-pages). */
+  lazy: boolean;
 }
 
+/** "mem:256", "mem:256:ba", "mem:1024:lazy", "mem:1024:ba+lazy". */
 function parseWorkloads(spec: string): Workload[] {
   const seen = new Map<string, Workload>();
   return spec.split(",").map((w) => {
     const known = seen.get(w);
     if (known !== undefined) return known;
-    const [kind, size] = w.split(":");
-    if ((kind !== "mem" && kind !== "redis") || !Number.isInteger(Number(size))) throw new Error(`NVWA_BENCH_WORKLOADS: bad entry '${w}' (mem:<MiB> or redis:<keys>)`);
-    const parsed: Workload = { kind, size: Number(size) };
+    const [kind, size, opts = ""] = w.split(":");
+    const flags = opts === "" ? [] : opts.split("+");
+    if ((kind !== "mem" && kind !== "redis") || !Number.isInteger(Number(size)) || flags.some((f) => f !== "ba" && f !== "lazy")) {
+      throw new Error(`NVWA_BENCH_WORKLOADS: bad entry '${w}' (mem:<MiB> or redis:<keys>, then optionally :ba, :lazy or :ba+lazy)`);
+    }
+    if (kind === "redis" && flags.includes("ba")) throw new Error(`NVWA_BENCH_WORKLOADS: '${w}': order ba needs the memory workload (a by-hand restore leaves Redis outside its unit)`);
+    const parsed: Workload = { kind, size: Number(size), order: flags.includes("ba") ? "ba" : "ab", lazy: flags.includes("lazy") };
     seen.set(w, parsed);
     return parsed;
   });
@@ -36,16 +45,17 @@ function parseWorkloads(spec: string): Workload[] {
 /** The bench scenario's warm-up boots (scenarios/bench/run.sh WARM). */
 const WARM_BOOTS = 2;
 
-const label = (w: Workload): string => (w.kind === "mem" ? `process, ${w.size} MiB dirty` : `Redis, ${w.size.toLocaleString("en")} keys`);
+const label = (w: Workload): string =>
+  `${w.kind === "mem" ? `process, ${w.size} MiB dirty` : `Redis, ${w.size.toLocaleString("en")} keys`}${w.order === "ba" ? ", B before A" : ""}${w.lazy ? ", lazy restore" : ""}`;
 const s2 = (x: number): string => x.toFixed(2);
 
 /** The figures of one finished bench session, from its run directory. */
-function figuresOf(runDir: string, results: Record<string, string>): SessionFigures {
+function figuresOf(runDir: string, results: Record<string, string>, order: BenchOrder): SessionFigures {
   const serial = readFileSync(join(runDir, "serial.log"), "utf8");
   const status = (n: number): BenchStatus => JSON.parse(readFileSync(join(runDir, `results/nvwa-status-${n}.json`), "utf8")) as BenchStatus;
   const journalPath = join(runDir, "results/journal.txt");
   const journal = existsSync(journalPath) ? readFileSync(journalPath, "utf8") : "";
-  return sessionFigures(serial, [status(1), status(2)], results, WARM_BOOTS, journal);
+  return sessionFigures(serial, [status(1), status(2)], results, WARM_BOOTS, journal, order);
 }
 
 /**
@@ -62,7 +72,8 @@ export function guestReportFromRuns(dirs: string[]): string[] {
       if (readFileSync(join(dir, "results/status"), "utf8").trim() !== "0") throw new Error("the session did not pass");
       const env = readEnv(join(dir, "results/result.env"));
       const [kind, size] = (env.workload ?? "").split(" ");
-      const key = `${kind}:${size}`;
+      const flags = [...(env.order === "ba" ? ["ba"] : []), ...(env.lazy === "1" ? ["lazy"] : [])];
+      const key = `${kind}:${size}${flags.length === 0 ? "" : `:${flags.join("+")}`}`;
       let w = byLabel.get(key);
       if (w === undefined) {
         [w] = parseWorkloads(key);
@@ -70,7 +81,7 @@ export function guestReportFromRuns(dirs: string[]): string[] {
         byLabel.set(key, w);
         workloads.push(w);
       }
-      results.set(w, [...(results.get(w) ?? []), figuresOf(dir, env)]);
+      results.set(w, [...(results.get(w) ?? []), figuresOf(dir, env, w.order)]);
     } catch (e) {
       failures.push(`${dir}: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -93,8 +104,8 @@ export async function guestBench(): Promise<string[]> {
   const results = new Map<Workload, SessionFigures[]>();
   const failures: string[] = [];
   for (const w of workloads) {
-    const env = join(work, `${w.kind}-${w.size}.env`);
-    writeFileSync(env, `WORKLOAD=${w.kind}\nSIZE=${w.size}\n`);
+    const env = join(work, `${w.kind}-${w.size}-${w.order}${w.lazy ? "-lazy" : ""}.env`);
+    writeFileSync(env, `WORKLOAD=${w.kind}\nSIZE=${w.size}\nORDER=${w.order}\nLAZY=${w.lazy ? 1 : 0}\n`);
     for (let i = 0; i < runs; i++) {
       // A session in which a guest kernel panicked (an emulator fault) may still pass with its
       // boots shifted; it is discarded and run once more, like runScenario does for a failed one.
@@ -112,7 +123,7 @@ export async function guestBench(): Promise<string[]> {
           break;
         }
         try {
-          const f = figuresOf(r.out, r.results);
+          const f = figuresOf(r.out, r.results, w.order);
           results.set(w, [...(results.get(w) ?? []), f]);
           process.stderr.write(`bench ${label(w)} run ${i + 1}: nvwa ${s2(f.nvwa.downtime)} s (back ${s2(f.nvwaBack.downtime)} s), by hand ${s2(f.byHand.downtime)} s, cold ${s2(f.cold.downtime)} s\n`);
           break;
@@ -133,6 +144,7 @@ function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>,
     "## Guest (QEMU TCG x86_64, Debian 6.1 ⇄ 6.12)",
     "",
     "Each session first jumps to 6.12 and back with a bare `kexec -e` (not measured: under TCG the first run of a kernel's decompressor and early boot after a kexec pays for QEMU translating that code, which had made whichever mode came first look seconds slower), then moves one workload three ways in one guest: **A** `nvwa update --fast` 6.1 → 6.12 (and **A2** back to 6.1), **B** by hand 6.1 → 6.12 like A (`kexec -s -l` first, then `criu dump` with nvwa's options, `sync`, `kexec -e`, and `criu restore` from an early unit ordered like nvwa.service), **C** cold (`systemctl reboot`, the workload started from scratch by systemd; Redis loads an RDB saved just before, not timed). Downtime: A from nvwa's dump start to its restore end; B from `criu dump` to the end of `criu restore`; C from `systemctl reboot` to the workload being ready (memory written / Redis active after loading). Clocks: host stamps on the serial console; guest wall-clock times (nvwa's manifest, ready times) mapped per boot through markers that print both.",
+    'Sessions marked "B before A" run B first, then A2, then A (the runs make A B B A sequences with the unmarked ones, to tell order effects from nvwa\'s). "lazy restore": A with enable_lazy_restore, and B with its twin by hand (`criu lazy-pages -d`, then `criu restore --lazy-pages`); the downtime ends when the process runs again.',
     `Medians over the sessions in the "runs" column (${runs} per time a workload was named), seconds. nvwa's own overhead is the issue's definition: downtime − (dump + kexec-to-nvwa-start + restore).`,
     "",
     "| workload | runs | A nvwa s | B by hand s | C cold s | A ÷ B | A ÷ C | nvwa overhead s | overhead ÷ A | A2 nvwa back s | frozen by criu s | image MiB |",
@@ -166,6 +178,8 @@ function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>,
       const cells = names.map((n, i) => `${n} ${s2(median(fs.map((x) => pick(x)[i]?.[1] ?? Number.NaN)))}`);
       lines.push(`- ${name}: ${cells.join(" · ")}`);
     }
+    const back = fs.map((x) => x.nvwa.memoryBack).filter((x): x is number => x !== undefined);
+    if (back.length > 0) lines.push(`- A lazy restore: memory all back ${s2(median(back))} after the restore (the process runs meanwhile; not downtime)`);
     const warm = fs.map((x) => x.warmDump).filter((x): x is number => x !== null);
     if (warm.length > 0) lines.push(`- warm-up criu dump before A (not in any figure): ${s2(median(warm))}`);
     lines.push("");

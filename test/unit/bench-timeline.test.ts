@@ -66,6 +66,44 @@ describe("bench timeline", () => {
     expect(f.warmDump).toBeNull();
   });
 
+  test("order B A (ABBA sequences): B from the first stage, A2 then A from the next two, each figure where it ran", () => {
+    const ba = [
+      "[   1.000] [    0.000000] Linux version 6.1.0 (debian) #1",
+      "[   5.000] NVWA-GUEST boot=1 bench setup rt=1005.000000",
+      "[  10.000] NVWA-GUEST boot=1 bench b-dump-start rt=1010.000000",
+      "[  12.000] NVWA-GUEST boot=1 bench b-dump-end rt=1012.000000",
+      "[  12.500] NVWA-GUEST boot=1 bench b-synced rt=1012.500000",
+      "[  12.600] [  100.1] kexec_core: Starting new kernel",
+      "[  14.000] [    0.000000] Linux version 6.12.0 (debian) #1",
+      "[  20.000] NVWA-GUEST boot=2 bench b-restore-start rt=1020.600000",
+      "[  21.000] NVWA-GUEST boot=2 bench b-restore-end rc=0 rt=1021.600000",
+      "[  25.000] NVWA-GUEST boot=2 bench a2-update rt=1025.600000",
+      "[  30.000] [  100.1] kexec_core: Starting new kernel",
+      "[  31.000] [    0.000000] Linux version 6.1.0 (debian) #1",
+      "[  50.000] NVWA-GUEST boot=3 bench a2-boot3-runner rt=1049.800000",
+      "[  55.000] NVWA-GUEST boot=3 bench a-update rt=1054.800000",
+      "[  60.000] [  200.0] kexec_core: Starting new kernel",
+      "[  61.000] [    0.000000] Linux version 6.12.0 (debian) #1",
+      "[  80.000] NVWA-GUEST boot=4 bench a-boot4-runner rt=1080.300000",
+      "[  90.000] NVWA-GUEST boot=4 bench c-reboot rt=1090.300000",
+      "[  95.000] [  300.0] reboot: Restarting system",
+      "[  97.000] [    0.000000] Linux version 6.1.0 (debian) #1",
+      "[ 110.000] NVWA-GUEST boot=5 bench c-boot5-runner rt=1110.100000",
+    ].join("\n");
+    // In the order they ran: A2 (boot 2 → 3), then A (boot 3 → 4).
+    const ran: [BenchStatus, BenchStatus] = [status(1000.6, 999.8, 26, 27, 40, 41, 43), status(999.8, 1000.3, 56, 58, 70, 72, 73)];
+    const f = sessionFigures(ba, ran, { c_ready_rt: "1105.100000" }, 0, "", "ba"); // host 105
+    expect(f.byHand.downtime).toBeCloseTo(11, 6); // 10 → 21
+    expect(Object.fromEntries(f.byHand.phases)["kexec -e call"]).toBeCloseTo(0.1, 6);
+    expect(Object.fromEntries(f.byHand.phases)["kexec → kernel"]).toBeCloseTo(1.4, 6);
+    expect(Object.fromEntries(f.byHand.phases)["kernel → restore unit"]).toBeCloseTo(6, 6);
+    expect(f.nvwaBack.downtime).toBeCloseTo(17, 6); // 26 → 43
+    expect(Object.fromEntries(f.nvwaBack.phases)["kexec → kernel"]).toBeCloseTo(1, 6); // 30 → 31
+    expect(f.nvwa.downtime).toBeCloseTo(17, 6); // 56 → 73
+    expect(Object.fromEntries(f.nvwa.phases)["kernel → nvwa start"]).toBeCloseTo(9, 6); // 61 → 70
+    expect(f.cold.downtime).toBeCloseTo(15, 6); // 90 → 105
+  });
+
   test("the warm-up dump before A is timed from its markers and changes no other figure", () => {
     const marks = ["[  21.000] NVWA-GUEST boot=1 bench warm-dump-start rt=1021.000000", "[  23.250] NVWA-GUEST boot=1 bench warm-dump-end rt=1023.250000"];
     const lines = serial.split("\n");

@@ -15,7 +15,10 @@
 # the guest runs a kernel's decompressor and early boot from a kexec, QEMU translates all of that
 # code, which made whichever jump came first seconds slower than the same jump later.
 # The workload is /etc/nvwa-bench.env: WORKLOAD=mem SIZE=<MiB> (a pid target) or
-# WORKLOAD=redis SIZE=<keys> (the redis-test service). Timings come from console markers (the
+# WORKLOAD=redis SIZE=<keys> (the redis-test service); ORDER=ba runs B before A (boot 3: B,
+# boot 4: by-hand restore checked, then A2 back; boot 5: A; boot 6: C), so that sessions ab and ba
+# make A B B A sequences (memory workload only); LAZY=1 sets enable_lazy_restore for A and gives B
+# its twin (criu lazy-pages -d, then criu restore --lazy-pages). Timings come from console markers (the
 # host stamps them with its own clock) and from nvwa's manifest; each "bench" marker also carries
 # the guest's wall clock, so the host can map every boot's clock onto its own.
 set -euo pipefail
@@ -23,6 +26,8 @@ set -euo pipefail
 . /usr/local/lib/nvwa-test/common.sh
 # shellcheck source=/dev/null
 . /etc/nvwa-bench.env
+ORDER=${ORDER:-ab}
+LAZY=${LAZY:-0}
 boot=$1
 WARM=2 # warm-up boots before the measured stages
 HAND=/var/nvwa-hand # the by-hand images, on the same disk as nvwa's criu_dir
@@ -89,16 +94,8 @@ verify_workload() {
 	guest_result "verified_$1" ok
 }
 
-case $((boot - WARM)) in
--1 | 0)
-	# Warm-up: to the new kernel, then back to the old one.
-	bench_mark "warm-$boot"
-	if ((boot == 1)); then guest_kexec_load "$KVER_NEW"; else guest_kexec_load "$KVER_OLD"; fi
-	sync
-	kexec -e
-	guest_fail "kexec -e returned"
-	;;
-1)
+# setup: the workload, the warm-up dump, nvwa installed and configured (the same in both orders).
+setup() {
 	mkdir -p "$W" /var/lib/redis
 	high_pids 31000
 	if [[ $WORKLOAD == mem ]]; then
@@ -106,6 +103,7 @@ case $((boot - WARM)) in
 		guest_wait 900 grep -q '^ready' "$W/memhog.log" || guest_fail "memhog did not get ready"
 		pids="[$(cat "$W/memhog.pid")]" services="[]"
 	else
+		[[ $ORDER == ab ]] || guest_fail "ORDER=$ORDER needs WORKLOAD=mem"
 		systemctl mask -q --now redis-server.service 2>/dev/null || true
 		high_pids 30000
 		systemctl start redis-test.service
@@ -113,11 +111,14 @@ case $((boot - WARM)) in
 		redis-cli DEBUG POPULATE "$SIZE" key 16 >/dev/null
 		pids="[]" services="[redis-test]"
 	fi
+	target_pid >"$W/target.pid"
 	guest_result workload "$WORKLOAD $SIZE"
+	guest_result order "$ORDER"
+	guest_result lazy "$LAZY"
 	guest_result rss_kib "$(awk '/VmRSS/ {print $2}' "/proc/$(target_pid)/status")"
 	# Warm-up dump, not measured: the first dump of a session used to take several times longer
-	# than the same dump later (1 GiB: 23.8 s against 5-7 s), which would have charged A alone
-	# for QEMU translating criu's and the kernel's paths and for the disk's first writes.
+	# than the same dump later (1 GiB: 23.8 s against 5-7 s), which would have charged whichever
+	# mode came first for QEMU translating criu's and the kernel's paths and for the disk's first writes.
 	rm -rf /var/nvwa-warm && mkdir -p /var/nvwa-warm
 	bench_mark warm-dump-start
 	CRIU_FAULT=130 criu dump -t "$(target_pid)" -D /var/nvwa-warm -o dump.log --leave-running "${CRIU_SHARED[@]}" ||
@@ -126,29 +127,24 @@ case $((boot - WARM)) in
 	rm -rf /var/nvwa-warm
 	sync
 	write_restore_config "$pids" "$services"
-	# criu's first run after boot probes the kernel (seconds under TCG); nvwa's preflight runs
-	# it before anything is frozen, and so does this check, for both A and B alike.
-	nvwa_update "$KVER_NEW" a
-	;;
-2)
-	bench_mark a-boot2-runner
-	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot $boot runs $(uname -r), expected $KVER_NEW"
-	nvwa_restored 1
-	nvwa_update "$KVER_OLD" a2
-	;;
-3)
-	bench_mark a2-boot3-runner
-	[[ $(uname -r) == "$KVER_OLD" ]] || guest_fail "boot $boot runs $(uname -r), expected $KVER_OLD"
-	nvwa_restored 2
-	pid=$(target_pid)
+	if ((LAZY)); then echo "enable_lazy_restore: true" >>/etc/nvwa/nvwa-restore.yaml; fi
+}
 
-	# B, by hand: what an operator would type, with the kernel loaded first (out of the outage,
-	# as nvwa does) and the same criu options nvwa uses. Redis must not be restarted by systemd
-	# when criu's dump kills it.
+# by_hand: B, what an operator would type, with the kernel loaded first (out of the outage, as
+# nvwa does) and the same criu options nvwa uses; ends the boot in kexec -e. Redis must not be
+# restarted by systemd when criu's dump kills it.
+by_hand() {
+	local pid lazy_start="" lazy_opt=""
+	pid=$(cat "$W/target.pid")
 	if [[ $WORKLOAD == redis ]]; then
 		mkdir -p /run/systemd/system/redis-test.service.d
 		printf '[Service]\nRestart=no\n' >/run/systemd/system/redis-test.service.d/bench.conf
 		systemctl daemon-reload
+	fi
+	if ((LAZY)); then
+		# criu lazy-pages -d returns once it listens; the restore then connects to it.
+		lazy_start="/usr/sbin/criu lazy-pages -D $HAND -o lazy-pages.log -d; "
+		lazy_opt=" --lazy-pages"
 	fi
 	guest_kexec_load "$KVER_NEW"
 	rm -rf "$HAND" && mkdir -p "$HAND"
@@ -165,7 +161,7 @@ Type=oneshot
 RemainAfterExit=yes
 KillMode=none
 Environment=CRIU_FAULT=130
-ExecStart=/bin/sh -c 'echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-start rt=\$\$(date +%%s.%%N)" >/dev/console; /usr/sbin/criu restore -D $HAND -o restore.log --restore-detached ${CRIU_SHARED[*]} --manage-cgroups=ignore; rc=\$\$?; echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-end rc=\$\$rc rt=\$\$(date +%%s.%%N)" >/dev/console'
+ExecStart=/bin/sh -c 'echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-start rt=\$\$(date +%%s.%%N)" >/dev/console; ${lazy_start}/usr/sbin/criu restore -D $HAND -o restore.log --restore-detached ${CRIU_SHARED[*]} --manage-cgroups=ignore${lazy_opt}; rc=\$\$?; echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-end rc=\$\$rc rt=\$\$(date +%%s.%%N)" >/dev/console'
 
 [Install]
 WantedBy=sysinit.target
@@ -181,25 +177,30 @@ UNIT
 	guest_result image_bytes_b "$(du -sb "$HAND" | cut -f1)"
 	kexec -e
 	guest_fail "kexec -e returned"
-	;;
-4)
-	bench_mark b-boot4-runner
-	[[ $(uname -r) == "$KVER_NEW" ]] || guest_fail "boot $boot runs $(uname -r), expected $KVER_NEW"
+}
+
+# by_hand_restored: B's restore unit ran and brought the workload back, intact.
+by_hand_restored() {
+	local pid
 	cp "$HAND/restore.log" "$NVWA_RESULTS/hand-restore.log" 2>/dev/null || true
 	[[ $(systemctl show -p ActiveState --value bench-hand-restore.service) == active ]] ||
 		guest_fail "the by-hand restore unit did not run: $(systemctl status bench-hand-restore --no-pager | tail -5)"
-	pid=$(grep -o 'pid_a=.*' "$NVWA_RESULTS/result.env" | head -1 | cut -d= -f2)
+	pid=$(cat "$W/target.pid")
 	[[ -d /proc/$pid ]] || guest_fail "the by-hand restore did not bring pid $pid back: $(tail -5 "$NVWA_RESULTS/hand-restore.log")"
-	if [[ $WORKLOAD == mem ]]; then verify_workload b; else
-		guest_wait 30 redis-cli ping >/dev/null || guest_fail "by-hand restored redis does not answer"
-		verify_workload b
+	if [[ $WORKLOAD == redis ]]; then guest_wait 30 redis-cli ping >/dev/null || guest_fail "by-hand restored redis does not answer"; fi
+	verify_workload b
+	if ((LAZY)); then
+		# Its lazy-pages daemon must have finished before its images go (else the pages not yet copied read as zeros).
+		guest_wait 600 sh -c '! pgrep -f "criu lazy-pages" >/dev/null' || guest_fail "the by-hand lazy-pages daemon did not finish"
 	fi
 	systemctl disable -q bench-hand-restore.service
 	rm -rf "$HAND"
+}
 
-	# C, cold: a normal reboot, the workload started from scratch by systemd at boot. Redis gets
-	# its keys back from an RDB saved here (not timed: a graceful stop of a persistent Redis
-	# would write it at shutdown, which only lengthens the cold path).
+# cold: C, a normal reboot, the workload started from scratch by systemd at boot. Redis gets its
+# keys back from an RDB saved here (not timed: a graceful stop of a persistent Redis would write
+# it at shutdown, which only lengthens the cold path).
+cold() {
 	if [[ $WORKLOAD == mem ]]; then
 		cat >/etc/systemd/system/bench-memhog.service <<UNIT
 [Unit]
@@ -221,8 +222,67 @@ UNIT
 	bench_mark c-reboot
 	systemctl reboot
 	exit 75
+}
+
+expect_kernel() { [[ $(uname -r) == "$1" ]] || guest_fail "boot $boot runs $(uname -r), expected $1"; }
+
+stage=$((boot - WARM))
+if ((stage <= 0)); then
+	# Warm-up: to the new kernel, then back to the old one.
+	bench_mark "warm-$boot"
+	if ((boot == 1)); then guest_kexec_load "$KVER_NEW"; else guest_kexec_load "$KVER_OLD"; fi
+	sync
+	kexec -e
+	guest_fail "kexec -e returned"
+fi
+case $ORDER:$stage in
+ab:1)
+	setup
+	# criu's first run after boot probes the kernel (seconds under TCG); nvwa's preflight runs
+	# it before anything is frozen, and so does this check, for both A and B alike.
+	nvwa_update "$KVER_NEW" a
 	;;
-5)
+ab:2)
+	bench_mark a-boot2-runner
+	expect_kernel "$KVER_NEW"
+	nvwa_restored 1
+	nvwa_update "$KVER_OLD" a2
+	;;
+ab:3)
+	bench_mark a2-boot3-runner
+	expect_kernel "$KVER_OLD"
+	nvwa_restored 2
+	by_hand
+	;;
+ab:4)
+	bench_mark b-boot4-runner
+	expect_kernel "$KVER_NEW"
+	by_hand_restored
+	cold
+	;;
+ba:1)
+	setup
+	by_hand
+	;;
+ba:2)
+	bench_mark b-boot2-runner
+	expect_kernel "$KVER_NEW"
+	by_hand_restored
+	nvwa_update "$KVER_OLD" a2
+	;;
+ba:3)
+	bench_mark a2-boot3-runner
+	expect_kernel "$KVER_OLD"
+	nvwa_restored 1
+	nvwa_update "$KVER_NEW" a
+	;;
+ba:4)
+	bench_mark a-boot4-runner
+	expect_kernel "$KVER_NEW"
+	nvwa_restored 2
+	cold
+	;;
+*:5)
 	bench_mark c-boot5-runner
 	if [[ $WORKLOAD == mem ]]; then
 		guest_wait 900 grep -q '^ready' "$W/memhog-cold.log" || guest_fail "memhog did not start from scratch"
@@ -237,6 +297,6 @@ UNIT
 	exit 0
 	;;
 *)
-	guest_fail "unexpected boot $boot"
+	guest_fail "unexpected boot $boot (order $ORDER)"
 	;;
 esac
