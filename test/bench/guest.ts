@@ -187,3 +187,64 @@ function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>,
   if (failures.length > 0) lines.push("Sessions without figures:", "", ...failures.map((f) => `- ${f}`), "");
   return lines;
 }
+
+/** "ok frozen 1234.5 ms (stopped 1300.2 ms), dump 2345 ms, images 12.3 MiB, …" → its numbers. */
+export function rehearsalFigures(row: string | undefined): { frozenMs: number; stoppedMs: number; imageMiB: number } | null {
+  const m = /^ok frozen ([\d.]+) ms \(stopped ([\d.]+) ms\), dump [\d.]+ ms, images ([\d.]+) MiB/.exec(row ?? "");
+  return m === null ? null : { frozenMs: Number(m[1]), stoppedMs: Number(m[2]), imageMiB: Number(m[3]) };
+}
+
+/**
+ * Pre-dump's freeze against a full dump's, same process, same boot (scenario "predump" with
+ * REHEARSE_ONLY=1: two `nvwa check --rehearse`, no jump). NVWA_BENCH_PREDUMP="1024:2,3072:2"
+ * (MiB:rewritten MiB per second), NVWA_BENCH_GUEST_RUNS sessions each. The issue's target: the
+ * freeze with pre-dump ≤ 15 % of the full dump's, for a process rewriting ≤ 2 % of its memory
+ * between the last round and the dump (the final image's size says how much it was).
+ */
+export async function predumpBench(): Promise<string[]> {
+  const specs = (process.env.NVWA_BENCH_PREDUMP ?? "1024:2").split(",").map((x) => x.split(":").map(Number) as [number, number]);
+  const runs = Number(process.env.NVWA_BENCH_GUEST_RUNS ?? "3");
+  const build = Bun.spawnSync([process.execPath, "run", "build/compile.ts", "x64"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
+  if (build.exitCode !== 0) throw new Error("build failed");
+  const work = mkdtempSync("/tmp/nvwa-bench-predump-");
+  const lines = [
+    "### Pre-dump: the freeze with and without it (rehearsals, same process, same boot)",
+    "",
+    "`nvwa check --rehearse` twice on one memhog process that keeps rewriting its memory: with a full dump, then with `enable_pre_dump` (rounds while it runs, then the final dump of what changed). Frozen: criu's freeze of the final dump; stopped: the whole time the process did not run, the rounds' short freezes included. Final image: how much changed between the last round and the dump.",
+    "",
+    "| process MiB | rewrites MiB/s | runs | frozen full s | frozen pre-dump s | pre ÷ full | stopped pre-dump s | final image MiB (of memory) | target ≤ 15 % |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  const failures: string[] = [];
+  for (const [mib, dirty] of specs) {
+    const env = join(work, `predump-${mib}-${dirty}.env`);
+    writeFileSync(env, `MIB=${mib}\nDIRTY=${dirty}\nREHEARSE_ONLY=1\n`);
+    const rows: { full: number; pre: number; stopped: number; image: number }[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await runScenario("predump", { adds: [[env, "/etc/nvwa-predump.env"]], args: ["--mem", `${Math.max(3, Math.ceil((mib * 2.5) / 1024))}G`] });
+      const full = rehearsalFigures(r.results.rehearse_full);
+      const pre = rehearsalFigures(r.results.rehearse_pre);
+      if (r.status !== 0 || full === null || pre === null) {
+        process.stderr.write(`${failureReport(r)}\n`);
+        failures.push(`${mib} MiB run ${i + 1}: status ${r.status} (${r.out})`);
+        continue;
+      }
+      rows.push({ full: full.frozenMs / 1000, pre: pre.frozenMs / 1000, stopped: pre.stoppedMs / 1000, image: pre.imageMiB });
+      process.stderr.write(`bench pre-dump ${mib} MiB run ${i + 1}: frozen ${s2(full.frozenMs / 1000)} s full, ${s2(pre.frozenMs / 1000)} s pre-dumped, final image ${pre.imageMiB} MiB\n`);
+    }
+    if (rows.length === 0) {
+      lines.push(`| ${mib} | ${dirty} | 0 | – | – | – | – | – | – |`);
+      continue;
+    }
+    const full = median(rows.map((x) => x.full));
+    const pre = median(rows.map((x) => x.pre));
+    const image = median(rows.map((x) => x.image));
+    const ratio = pre / full;
+    lines.push(
+      `| ${mib} | ${dirty} | ${rows.length} | ${s2(full)} | ${s2(pre)} | ${(ratio * 100).toFixed(1)} % | ${s2(median(rows.map((x) => x.stopped)))} | ${image.toFixed(1)} (${((image / mib) * 100).toFixed(1)} %) | ${ratio <= 0.15 ? "met" : "not met"} |`,
+    );
+  }
+  lines.push("");
+  if (failures.length > 0) lines.push("Sessions without figures:", "", ...failures.map((f) => `- ${f}`), "");
+  return lines;
+}

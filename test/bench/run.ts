@@ -7,8 +7,10 @@
  *           nvwa's engine on the same process (test/host/measure-criu.ts)
  *   guest   nvwa update vs a by-hand criu+kexec sequence vs a cold reboot, in the QEMU guest
  *           (test/bench/guest.ts), when the guest harness is available
+ *   predump (only when named) pre-dump's freeze against a full dump's, rehearsals in the guest
+ *           (NVWA_BENCH_PREDUMP="MiB:rewrite-MiB/s,…")
  *
- *   bun test/bench/run.ts [host] [guest] [--runs N] [--criu-runs N] [--compare <nvwa executable>]
+ *   bun test/bench/run.ts [host] [guest] [predump] [--runs N] [--criu-runs N] [--compare <nvwa executable>]
  */
 import { cpus, totalmem } from "node:os";
 import { mkdtempSync, writeFileSync, rmSync, mkdirSync, chmodSync } from "node:fs";
@@ -223,6 +225,11 @@ if (want("host")) out.push(...(await hostBench()));
 if (want("guest")) {
   const { guestBench } = await import("./guest.ts");
   out.push(...(await guestBench()));
+}
+// Not in the default set (`bun run bench` alone): sessions of minutes each, asked for by name.
+if (stages.includes("predump")) {
+  const { predumpBench } = await import("./guest.ts");
+  out.push(...(await predumpBench()));
 }
 writeFileSync(join(root, "BENCHMARKS.md"), `${out.join("\n")}\n`);
 console.log(out.join("\n"));

@@ -153,3 +153,10 @@ describe("bench timeline", () => {
     expect(() => sessionFigures(broken, statuses, { c_ready_rt: "1125.1" })).toThrow(new TimelineError("bench timeline: marker b-synced missing"));
   });
 });
+
+test("the pre-dump bench reads the rehearsal row nvwa check prints", async () => {
+  const { rehearsalFigures } = await import("../bench/guest.ts");
+  expect(rehearsalFigures("ok frozen 320.19 ms (stopped 1411.5 ms), dump 512 ms, images 5.2 MiB, resumed by SIGCONT")).toEqual({ frozenMs: 320.19, stoppedMs: 1411.5, imageMiB: 5.2 });
+  expect(rehearsalFigures("fail criu dump failed")).toBeNull();
+  expect(rehearsalFigures(undefined)).toBeNull();
+});
