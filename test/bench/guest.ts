@@ -218,10 +218,12 @@ export async function predumpBench(): Promise<string[]> {
   const failures: string[] = [];
   for (const [mib, dirty] of specs) {
     const env = join(work, `predump-${mib}-${dirty}.env`);
-    writeFileSync(env, `MIB=${mib}\nDIRTY=${dirty}\nREHEARSE_ONLY=1\n`);
+    // Room for the full dump and the rounds (each about the memory) beyond the image's 1.5 GiB of slack.
+    const grow = mib > 512 ? mib * 3 : 0;
+    writeFileSync(env, `MIB=${mib}\nDIRTY=${dirty}\nREHEARSE_ONLY=1\n${grow > 0 ? "GROW_FS=1\n" : ""}`);
     const rows: { full: number; pre: number; stopped: number; image: number }[] = [];
     for (let i = 0; i < runs; i++) {
-      const r = await runScenario("predump", { adds: [[env, "/etc/nvwa-predump.env"]], args: ["--mem", `${Math.max(3, Math.ceil((mib * 2.5) / 1024))}G`] });
+      const r = await runScenario("predump", { adds: [[env, "/etc/nvwa-predump.env"]], args: ["--mem", `${Math.max(3, Math.ceil((mib * 2.5) / 1024))}G`, ...(grow > 0 ? ["--disk-grow", String(grow)] : [])] });
       const full = rehearsalFigures(r.results.rehearse_full);
       const pre = rehearsalFigures(r.results.rehearse_pre);
       if (r.status !== 0 || full === null || pre === null) {

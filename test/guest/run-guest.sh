@@ -4,6 +4,7 @@
 #   run-guest.sh --image DIR [--payload DIR] [--kernel old|new|VERSION] [--timeout SEC]
 #                [--out DIR] [--serial FILE] [--append "ARGS"] [--mem SIZE] [--smp N] [--cpu MODEL]
 #                [--keep-disk] [--hostfwd HOSTPORT:GUESTPORT] [--allow-reboot] [--uefi]
+#                [--disk-grow MIB]
 #
 #   --image DIR     a cache directory printed by build-image.sh (default: run build-image.sh)
 #   --payload DIR   (alias --inject) a tree that becomes the second disk, LABEL=NVWAPAYLOAD, mounted on
@@ -24,6 +25,9 @@
 #                   way lives in QEMU, so its connection survives the guest's kernel jumps. The guest
 #                   configures the address itself (10.0.2.15/24, gateway 10.0.2.2); without this
 #                   option the guest has no NIC at all (-nic none).
+#   --disk-grow MIB the root disk (an overlay) is MIB larger than the image; the filesystem is not:
+#                   a scenario that needs the room runs resize2fs on / itself (the benchmark's 3 GiB
+#                   pre-dumps; the cached image stays small for everyone else)
 #   --allow-reboot  a firmware reboot boots -kernel (the old kernel) again instead of ending QEMU:
 #                   for the benchmark's cold path only; scenarios keep -no-reboot (see below)
 #   --uefi          arm64 images only: boot through UEFI firmware (EDK2's ArmVirtQemu from Debian's
@@ -73,6 +77,7 @@ while (($#)); do
 	--hostfwd) hostfwd=$2; shift ;;
 	--allow-reboot) no_reboot=() ;;
 	--uefi) uefi=1 ;;
+	--disk-grow) disk_grow=$2; shift ;;
 	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	*) echo "run-guest.sh: unknown argument '$1' (see --help)" >&2; exit 125 ;;
 	esac
@@ -118,7 +123,9 @@ out=$(cd "$out" && pwd)
 rm -rf "$out/results" "$out/serial.log" "$out/timings.txt"
 
 t_prep=$(now_us)
-qemu-img create -q -f qcow2 -F raw -b "$image/rootfs.img" "$out/root.qcow2"
+root_size=()
+if [[ -n ${disk_grow:-} ]]; then root_size=("$(($(stat -c %s "$image/rootfs.img") + disk_grow * 1024 * 1024))"); fi
+qemu-img create -q -f qcow2 -F raw -b "$image/rootfs.img" "$out/root.qcow2" "${root_size[@]}"
 qarg() { echo "${1//,/,,}"; } # a path inside a QEMU -drive option: commas are doubled
 drives=(-drive "file=$(qarg "$out/root.qcow2"),format=qcow2,if=virtio,cache=unsafe")
 if [[ -n $payload ]]; then

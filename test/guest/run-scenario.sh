@@ -3,7 +3,7 @@
 #
 #   run-scenario.sh NAME|DIR [--add SRC:DEST]... [--add-dir SRC:DEST]... [--kernel K]
 #                   [--timeout SEC] [--out DIR] [--image DIR] [--keep-disk] [--hostfwd H:G]
-#                   [--mem SIZE] [--allow-reboot] [--uefi]
+#                   [--mem SIZE] [--disk-grow MIB] [--allow-reboot] [--uefi]
 #
 #   NAME            a directory under test/guest/scenarios/ (or a path to one), holding:
 #                     run.sh         guest side, run at every boot with the boot number (required)
@@ -16,7 +16,7 @@
 #                   --add dist/nvwa-linux-x64:/usr/bin/nvwa --add my.yaml:/etc/nvwa/nvwa.yaml
 #   --add-dir SRC:DEST  the same for the host directory SRC and everything in it, e.g. the signed
 #                   RPM repo: --add-dir dist/guest-repo:/mnt (as if the repo's ISO were mounted there)
-#   --kernel, --timeout override scenario.conf; --out, --image, --keep-disk, --hostfwd, --mem,
+#   --kernel, --timeout override scenario.conf; --out, --image, --keep-disk, --hostfwd, --mem, --disk-grow,
 #                   --allow-reboot, --uefi go to run-guest.sh
 #
 # Exit status: 0 when the guest passed and check.sh agreed; otherwise the guest's status (see
@@ -47,7 +47,7 @@ while (($#)); do
 	--image) image=$2; shift ;;
 	--out) out=$2; shift ;;
 	--keep-disk) guest_args+=(--keep-disk) keep=1 ;;
-	--hostfwd | --mem) guest_args+=("$1" "$2"); shift ;;
+	--hostfwd | --mem | --disk-grow) guest_args+=("$1" "$2"); shift ;;
 	--allow-reboot | --uefi) guest_args+=("$1") ;;
 	*) die "unknown argument '$1'" ;;
 	esac
