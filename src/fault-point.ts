@@ -21,7 +21,9 @@ export type FaultPoint =
   /** The commit: the trees are killed, their "killed" phase not yet written. */
   | "after-kill"
   /** After the jump: the bare processes are restored, the services not yet. */
-  | "after-pids-restored";
+  | "after-pids-restored"
+  /** enable_pre_dump: the first target's first round is written, the tree runs, nothing is frozen. */
+  | "after-pre-dump-1";
 
 export async function faultPoint(point: FaultPoint, env: Record<string, string | undefined> = process.env): Promise<void> {
   const kernel = release();

@@ -20,6 +20,9 @@ import { startServer } from "./socket-server.ts";
 import { UpdateLog } from "./update-log.ts";
 
 export async function runDaemon(configDir: string, socketPath: string): Promise<ExitCode> {
+  // Where Bun's own start (exec, the runtime, the modules up to here) ends and nvwa's begins: after
+  // a jump both are downtime, and the boot-side restore records them apart (issue #14's figures).
+  const daemonStartedAt = Date.now();
   const config = loadConfig(configDir);
   // Taken from the start: a stop during the start-up recovery waits for it to end (TimeoutStopSec
   // bounds it). Exiting mid-restore would leave lazily restored targets without the supervisor
@@ -85,6 +88,7 @@ export async function runDaemon(configDir: string, socketPath: string): Promise<
       emit: fanOut(ulog, null),
       mgr,
       onProcessesRestored: () => markReady("processes restored; restoring services"),
+      daemonStartedAt,
     });
     if (r.action !== "none") log.info(`start-up recovery: ${r.action}${r.manifest ? ` (update ${r.manifest.updateId}: ${r.manifest.phase})` : ""}`);
   } catch (e) {

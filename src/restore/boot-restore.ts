@@ -48,6 +48,8 @@ export interface BootRestoreDeps {
    * previous daemon died between the restore and the unit's start (recoverAtStart).
    */
   startAlso?: readonly Target[];
+  /** When the daemon's own code began (epoch ms): its exec is performance.timeOrigin. */
+  daemonStartedAt?: number;
 }
 
 export function serviceUnits(m: Manifest): string[] {
@@ -85,6 +87,7 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDep
   try {
     const first = readManifest(criuDir);
     stamp(criuDir, "boot-restore", "start");
+    if (deps.daemonStartedAt !== undefined) recordDaemonStart(criuDir, deps.daemonStartedAt, deps);
     const lazy = new LazyRestores({ criuDir, criuExe, options: first.options, onEvent: (e) => deps.emit(fromEngine(e)) });
     let tcpLocked = false;
     await runPhases(
@@ -128,6 +131,18 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDep
     restoreWindow.open = false;
     lock?.release();
   }
+}
+
+/**
+ * The daemon's start, as part of the downtime after a jump: "daemon-exec" from the exec of `nvwa
+ * server` to its own first line (Bun's runtime and the modules it loads), "daemon-start" from there
+ * to this restore.
+ */
+function recordDaemonStart(criuDir: string, startedAt: number, deps: BootRestoreDeps): void {
+  const exec = Math.round(performance.timeOrigin);
+  const now = Date.now();
+  updateManifest(criuDir, (m) => ({ ...m, timings: { ...m.timings, "daemon-exec": { start: exec, end: startedAt }, "daemon-start": { start: startedAt, end: now } } }));
+  deps.emit({ kind: "log", message: `nvwa daemon: ${startedAt - exec} ms from its exec to nvwa's code (Bun and the modules), ${now - startedAt} ms more to this restore` });
 }
 
 /** Installs the TCP lock for the connections of targets still to be restored; true if there were any. */

@@ -19,6 +19,7 @@ import { nextPreDumpRound, type PreDumpRound } from "../criu/pre-dump.ts";
 import { targetLabel } from "../criu/restore-run.ts";
 import { criuFailure, failureLines, runCriu, type CriuRun, type CriuRunSpec } from "../criu/runner.ts";
 import { toNvwaError } from "../errors.ts";
+import { faultPoint } from "../fault-point.ts";
 import { interruptBefore } from "./stop-request.ts";
 import { note } from "../note.ts";
 import type { PreDump } from "../state/manifest-schema.ts";
@@ -115,6 +116,7 @@ export async function preDumpTarget(p: PlannedTarget, plan: CheckpointPlan, memT
     history.push({ pagesWritten: stats?.pagesWritten ?? Math.ceil(bytes / PAGE), ms });
     const frozen = stats?.frozenUs === undefined ? "" : `, frozen ${(stats.frozenUs / 1000).toFixed(0)} ms`;
     emit(note("info", `${label}: pre-dump ${k}: ${MiB(bytes)} MiB written in ${ms} ms while it ran${frozen}`));
+    if (k === 1) await faultPoint("after-pre-dump-1");
   }
   const last = done[done.length - 1];
   const stop = nextPreDumpRound(history);

@@ -128,20 +128,37 @@ function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: n
   const restoreStart = host(ms(target.timings.restore?.start, "restore start"), from + 1);
   const restoreEnd = host(ms(target.timings.restore?.end, "restore end"), from + 1);
   const downtime = restoreEnd - dumpStart;
+  // Builds that record the daemon's exec and its own first line (boot-restore.ts "daemon-exec").
+  const execTiming = status.manifest.timings["daemon-exec"];
+  const exec = execTiming === undefined ? undefined : host(execTiming.start / 1000, from + 1);
+  const ownCode = execTiming?.end === undefined ? undefined : host(execTiming.end / 1000, from + 1);
+  const startup: [string, number][] =
+    exec === undefined || ownCode === undefined
+      ? serviceStart === null
+        ? [["kernel → nvwa start", daemonStart - banner]]
+        : [
+            ["kernel → systemd starts nvwa", serviceStart],
+            ["nvwa daemon start-up", daemonStart - banner - serviceStart],
+          ]
+      : [
+          ...((serviceStart === null
+            ? [["kernel → nvwa exec", exec - banner]]
+            : [
+                ["kernel → systemd starts nvwa", serviceStart],
+                ["systemd → nvwa exec", exec - banner - serviceStart],
+              ]) as [string, number][]),
+          ["Bun start (exec → nvwa's code)", ownCode - exec],
+          ["nvwa start-up", daemonStart - ownCode],
+        ];
   return {
     downtime,
     phases: [
       ["dump", dumpEnd - dumpStart],
       ["commit and reboot call", kexec - dumpEnd],
       ["kexec → kernel", banner - kexec],
-      // Split where the journal says when systemd started the unit: the rest is the daemon's own
-      // start-up (loading the executable, Bun, reading config and manifest).
-      ...((serviceStart === null
-        ? [["kernel → nvwa start", daemonStart - banner]]
-        : [
-            ["kernel → systemd starts nvwa", serviceStart],
-            ["nvwa daemon start-up", daemonStart - banner - serviceStart],
-          ]) as [string, number][]),
+      // Split where the journal says when systemd started the unit, and where the daemon says
+      // its exec and its own first line were: Bun's start apart from nvwa's.
+      ...startup,
       ["nvwa start → restore", restoreStart - daemonStart],
       ["restore", restoreEnd - restoreStart],
     ],

@@ -37,6 +37,13 @@ test("pre-dump: the 512 MiB process is frozen for a fraction of its full dump, a
   expect(pre.frozenMs).toBeLessThan(full.frozenMs / 2);
   expect(r.results.rehearse_pre_notes).toContain("pre-dump 1: ");
 
+  // A daemon stop after the first pre-dump round: rolled back, nothing frozen, nothing left.
+  expect(r.results.stopped_rc).not.toBe("0");
+  expect(r.results.stopped_phase).toBe("rolled-back");
+  expect(r.results.stopped_rounds_left).toBe("");
+  expect(r.results.stopped_kexec_loaded).toBe("0");
+  expect(r.results.stopped_verify).toStartWith("verify ok");
+
   // The update: its rounds, the parent the final dump chained to, pages taken from the parent.
   expect(r.results.kernel_after).toBe(r.kernels.new);
   expect(r.results.phase).toBe("restored");

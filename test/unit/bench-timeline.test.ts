@@ -160,3 +160,17 @@ test("the pre-dump bench reads the rehearsal row nvwa check prints", async () =>
   expect(rehearsalFigures("fail criu dump failed")).toBeNull();
   expect(rehearsalFigures(undefined)).toBeNull();
 });
+
+test("a daemon that records its exec and its first line: Bun's start and nvwa's apart, still adding up", () => {
+  const withExec: [BenchStatus, BenchStatus] = [status(1000, 1000.6, 25, 27, 42, 44, 45), status(1000.6, 999.8, 56, 57, 70, 71, 73)];
+  // Boot 2 (offset 1000.6): exec at host 36.5, nvwa's code at host 40.
+  withExec[0].manifest.timings["daemon-exec"] = { start: Math.round((36.5 + 1000.6) * 1000), end: Math.round((40 + 1000.6) * 1000) };
+  const journal = ["[    0.000000] guest kernel: Linux version 6.1.0", "[    0.000000] guest kernel: Linux version 6.12.0", "[    4.000000] guest systemd[1]: Starting nvwa.service - nvwa", "[    0.000000] guest kernel: Linux version 6.1.0"].join("\n");
+  const f = sessionFigures(serial, withExec, { c_ready_rt: "1125.100000" }, 0, journal);
+  const p = Object.fromEntries(f.nvwa.phases);
+  expect(p["kernel → systemd starts nvwa"]).toBeCloseTo(4, 6); // banner 31 → 35
+  expect(p["systemd → nvwa exec"]).toBeCloseTo(1.5, 6); // 35 → 36.5
+  expect(p["Bun start (exec → nvwa's code)"]).toBeCloseTo(3.5, 6); // 36.5 → 40
+  expect(p["nvwa start-up"]).toBeCloseTo(2, 6); // 40 → 42
+  expect(f.nvwa.phases.reduce((a, [, s]) => a + s, 0)).toBeCloseTo(f.nvwa.downtime, 6);
+});

@@ -70,6 +70,36 @@ print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/rehearse-
 		exit 0
 	fi
 
+	# A daemon stop between two pre-dump rounds (held there by the fault point after round 1): the
+	# update rolls back before anything was frozen, the process never stopped, no round is left.
+	mkdir -p /etc/systemd/system/nvwa.service.d
+	printf '[Service]\nEnvironment=NVWA_FAULT_PAUSE=after-pre-dump-1\n' >/etc/systemd/system/nvwa.service.d/test-faults.conf
+	systemctl daemon-reload
+	systemctl restart nvwa.service
+	rm -rf /run/nvwa/faults
+	rc=0
+	nvwa update --fast "$KVER_NEW" >"$NVWA_RESULTS/update-stopped.txt" 2>&1 &
+	client=$!
+	guest_wait 300 test -e /run/nvwa/faults/after-pre-dump-1.paused || guest_fail "the update never reached its first pre-dump round's end: $(tail -3 "$NVWA_RESULTS/update-stopped.txt")"
+	[[ -d /var/nvwa/running/$pid/pre-1 ]] || guest_fail "no pre-1 round on disk at the fault point"
+	systemctl stop --no-block nvwa.service
+	sleep 1
+	touch /run/nvwa/faults/after-pre-dump-1.go
+	wait "$client" || rc=$?
+	guest_wait 120 sh -c '! systemctl is-active -q nvwa.service' || guest_fail "nvwa.service did not stop after the rollback"
+	guest_result stopped_rc "$rc"
+	guest_result stopped_phase "$(python3 -c 'import json; print(json.load(open("/var/nvwa/running/manifest.json"))["phase"])' 2>/dev/null || echo none)"
+	guest_result stopped_rounds_left "$(find /var/nvwa/running -maxdepth 2 -name 'pre-*' | head -3 | tr '\n' ' ')"
+	guest_result stopped_kexec_loaded "$(cat /sys/kernel/kexec_loaded)"
+	guest_result stopped_update_tail "$(tail -2 "$NVWA_RESULTS/update-stopped.txt" | tr '\n' '|')"
+	[[ $(cat "/proc/$pid/stat" | cut -d' ' -f3) != T ]] || guest_fail "memhog is left stopped after the rollback"
+	kill -USR1 "$pid"
+	guest_wait $((60 + MIB / 8)) sh -c "[ \$(grep -c '^verify' '$W/memhog.log') -gt 1 ]" || guest_fail "memhog did not verify after the stopped update"
+	guest_result stopped_verify "$(grep '^verify' "$W/memhog.log" | tail -1)"
+	rm -f /etc/systemd/system/nvwa.service.d/test-faults.conf
+	systemctl daemon-reload
+	systemctl start nvwa.service
+
 	ON_UPDATE_FAIL=save_criu_logs guest_update --fast "$KVER_NEW"
 	;;
 2)
