@@ -74,7 +74,8 @@ export async function startLazyPages(o: StartLazyPagesOptions): Promise<LazyPage
   // criu writes one byte and closes the fd once it listens; EOF with nothing means it gave up.
   const ready =
     typeof statusFd === "number"
-      ? new Response(Bun.file(statusFd).stream()).arrayBuffer().then((b) => b.byteLength > 0, () => false)
+      ? // Bun closes the fd at the stream's end (closing it again here could close a reused number).
+        new Response(Bun.file(statusFd).stream()).arrayBuffer().then((b) => b.byteLength > 0, () => false)
       : Promise.resolve(false);
   const timeoutMs = o.readyTimeoutMs ?? 60_000;
   let timer: ReturnType<typeof setTimeout> | undefined;

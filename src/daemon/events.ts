@@ -53,7 +53,8 @@ export function fromEngine(e: EngineEvent): ProgressEvent {
     case "target-lazy-done":
       return { kind: "target", target: e.name, ms: e.ms, message: `${e.name}: all of its memory is back, ${e.ms} ms after it ran again (lazy restore)` };
     case "target-lazy-lost":
-      return { kind: "target", target: e.name, level: "error", message: `${e.name}: ${e.error.message}` };
+      // The message names the target itself ("<name> is damaged: …").
+      return { kind: "target", target: e.name, level: "error", message: e.error.message };
     case "ns-last-pid":
       return { kind: "log", level: "debug", message: `ns_last_pid ${e.before} → ${e.after}` };
     case "note":

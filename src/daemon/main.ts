@@ -27,6 +27,7 @@ export async function runDaemon(configDir: string, socketPath: string): Promise<
   // Taken from the start: a stop during the start-up recovery waits for it to end (TimeoutStopSec
   // bounds it). Exiting mid-restore would leave lazily restored targets without the supervisor
   // that tells a complete memory from a damaged one (src/restore/lazy.ts), and criu half done.
+  // Only the first: a second SIGTERM or SIGINT ends the daemon at once, the operator's way out.
   const stopSignal = new Promise<string>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));

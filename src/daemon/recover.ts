@@ -14,7 +14,7 @@ import { removeImages } from "../criu/images.ts";
 import { currentTree, readProc, sameProcess, snapshotProcesses } from "../criu/proc.ts";
 import { signalAll, waitPidsFree } from "../criu/signals.ts";
 import { isKexecLoaded, unloadKernel, type Loader } from "../kexec/index.ts";
-import { killTree, lazyLostError } from "../restore/lazy.ts";
+import { killTarget, lazyLostError } from "../restore/lazy.ts";
 import { cleanupDropins, restoreOnThisBoot, serviceUnits, type BootRestoreDeps } from "../restore/boot-restore.ts";
 import { currentBootId } from "../state/lock.ts";
 import { errorRecord, stampTarget, withPhase, withTarget, type Manifest, type Recovery } from "../state/manifest.ts";
@@ -23,6 +23,24 @@ import { fromEngine } from "./events.ts";
 import { decideRecovery } from "./recovery-plan.ts";
 
 export type RecoveryAction = "none" | "restored" | "rolled-back" | "lost" | "cleaned" | "corrupt";
+
+/**
+ * criu lazy-pages daemons a previous daemon left in criu_dir (KillMode=process keeps them): none of
+ * them has a supervisor any more. Killed after the trees they served (loseUnfinishedLazy); one
+ * that never got its restore would otherwise wait in accept() for ever.
+ */
+function killStrayLazyPages(criuDir: string, deps: BootRestoreDeps): void {
+  const prefix = `${resolve(criuDir)}/`;
+  for (const [pid, p] of snapshotProcesses()) {
+    if (pid === process.pid || !p.cmdline.includes("lazy-pages") || !p.cmdline.some((a) => a.startsWith(prefix))) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+      deps.emit({ kind: "log", level: "warn", message: `killed criu lazy-pages (pid ${pid}) that the previous nvwa daemon left unsupervised` });
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
 
 /** The criu processes a previous daemon left working in criu_dir (KillMode=process keeps them). */
 function strayCriu(criuDir: string): number[] {
@@ -134,6 +152,7 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
       if (d.sameBoot) deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} was committed but the jump did not happen; restoring on this kernel` });
       await killLeftovers(m, d.killLeftovers, deps);
       loseUnfinishedLazy(m, d.lazyUnfinished, aliveTargets(m), deps);
+      killStrayLazyPages(criuDir, deps);
       // On the boot of the commit, the restore drop-ins are on disk but not loaded (the update
       // writes them without a reload, for the next boot's systemd); the units' starts need them.
       if (d.sameBoot && units.length > 0 && deps.mgr !== null) await deps.mgr.reload();
@@ -169,16 +188,9 @@ function loseUnfinishedLazy(m: Manifest, names: readonly string[], alive: Readon
   for (const name of names) {
     const t = m.targets.find((x) => x.name === name);
     if (t === undefined) continue;
-    const daemonPid = t.lazy?.daemonPid;
-    const daemon = daemonPid === undefined ? null : readProc(daemonPid);
-    if (daemonPid !== undefined && daemon !== null && daemon.cmdline.includes("lazy-pages")) {
-      try {
-        process.kill(daemonPid, "SIGKILL");
-      } catch {
-        // gone meanwhile
-      }
-    }
-    const killed = alive.has(name) ? killTree(t.restoredPid ?? t.rootPid) : [];
+    // The tree first: once its daemon is gone, what it has not copied reads as zeros. Only where
+    // its root still runs as dumped (after a power cut the saved pids may be someone else's).
+    const killed = alive.has(name) ? killTarget(t) : [];
     const err = lazyLostError(t, "not seen: the nvwa daemon supervising it stopped, or the machine restarted", killed);
     updateManifest(m.criuDir, (x) =>
       withTarget(x, name, (y) => ({ ...y, phase: "lost", error: errorRecord(err), lazy: { ...(y.lazy ?? { startedAt: Date.now() }), state: "lost", endedAt: Date.now(), end: "unknown" } })),

@@ -18,8 +18,10 @@
  *   restored / restore-failed /          -                   clean up: remove nvwa's drop-ins
  *   rolled-back
  *
- * A target restored lazily whose memory was still coming back (enable_lazy_restore) is lost: its
- * lazy-pages daemon's end was not seen, so its memory cannot be trusted; it is killed where it runs.
+ * A target restored lazily whose memory was still coming back (enable_lazy_restore), or whose lazy
+ * restore was under way and whose tree runs, is lost: its lazy-pages daemon's end was not seen, so
+ * its memory cannot be trusted; it is killed where it runs. One whose tree never came up is
+ * restored again.
  *
  * In a restore, a target already "restored" is never restored again (after a power cut its
  * processes died like any other's). A target caught "restoring" on the boot its restore began may
@@ -27,7 +29,7 @@
  * (marked restored) instead of restored a second time.
  */
 import type { Manifest, Target, UpdatePhase } from "../state/manifest.ts";
-import { memoryComing, PENDING_TARGET_PHASES } from "../restore/plan.ts";
+import { PENDING_TARGET_PHASES } from "../restore/plan.ts";
 
 export interface RecoveryFacts {
   /** /proc/sys/kernel/random/boot_id now. */
@@ -76,14 +78,17 @@ export function decideRecovery(m: Manifest | null, f: RecoveryFacts): RecoveryDe
   const sameBoot = same(m.bootId, f.bootId);
   const restoringHere = same(m.restoreBootId, f.bootId);
   const pending = m.targets.filter((t) => PENDING_TARGET_PHASES.includes(t.phase));
-  const adoptable = (t: Target): boolean => restoringHere && t.phase === "restoring" && f.alive.has(t.name);
+  // A lazily restored tree is never adopted: its memory came from a lazy-pages daemon nobody watched.
+  const lazyUnfinished = (t: Target): boolean =>
+    (t.lazy?.state === "starting" || t.lazy?.state === "copying") && (t.phase === "restored" || (t.phase === "restoring" && restoringHere && f.alive.has(t.name)));
+  const adoptable = (t: Target): boolean => restoringHere && t.phase === "restoring" && f.alive.has(t.name) && t.lazy === undefined;
   return {
     action: "restore",
     sameBoot,
     killLeftovers: sameBoot ? m.targets.filter((t) => t.phase === "dumped" || t.phase === "killing").map((t) => t.name) : [],
     adopt: pending.filter(adoptable).map((t) => t.name),
-    restore: pending.filter((t) => !adoptable(t)).map((t) => t.name),
-    lazyUnfinished: m.targets.filter(memoryComing).map((t) => t.name),
+    restore: pending.filter((t) => !adoptable(t) && !lazyUnfinished(t)).map((t) => t.name),
+    lazyUnfinished: m.targets.filter(lazyUnfinished).map((t) => t.name),
     unloadKernel: sameBoot && unloadKernel,
   };
 }

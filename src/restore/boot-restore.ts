@@ -29,7 +29,7 @@ import { readManifest, updateManifest } from "../state/manifest-file.ts";
 import { removeDropins } from "../systemd/dropins.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
 import { runPhases, type PhaseEvent } from "./phases.ts";
-import { pendingTargets } from "./plan.ts";
+import { memoryComing, pendingTargets } from "./plan.ts";
 import { LazyRestores } from "./lazy.ts";
 import { restoreAll } from "./restore.ts";
 import { restoreServicesThroughUnits, restoreWindow } from "./service-restore.ts";
@@ -122,6 +122,8 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDep
       (e) => deps.emit(phaseEvent(e)),
     );
     updateManifest(criuDir, (m) => {
+      // A target whose lazy restore's end could not be recorded stays "restoring": its next start decides.
+      if (m.targets.some(memoryComing)) return m;
       const phase = m.targets.every((t) => t.phase === "restored") ? "restored" : "restore-failed";
       return m.phase === phase ? m : withPhase(m, phase);
     });

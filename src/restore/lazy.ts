@@ -20,7 +20,7 @@ import { describeLazyExit, lazyCompleted, startLazyPages, type LazyExit, type La
 import { checkArgv, criuEnv } from "../criu/argv.ts";
 import type { OnEvent } from "../criu/events.ts";
 import { featureSupported } from "../criu/probe.ts";
-import { currentTree } from "../criu/proc.ts";
+import { currentTree, readProc } from "../criu/proc.ts";
 import { runCriu } from "../criu/runner.ts";
 import { NvwaError } from "../errors.ts";
 import { faultKill } from "../fault-point.ts";
@@ -44,10 +44,23 @@ export function lazyLostError(t: Pick<Target, "name" | "imagesDir">, end: string
   });
 }
 
-/** SIGKILL to every process of the tree under `rootPid`; the pids it was sent to. */
-export function killTree(rootPid: number): number[] {
+/**
+ * SIGKILL to every process of a restored target: its tree now, and its dumped processes that still
+ * run (one whose root crashed on a zero page is reparented out of the tree). The saved pids are the
+ * restore's alone after the jump (ns_last_pid moved past them), so nothing else holds them.
+ */
+export function killTarget(t: Pick<Target, "rootPid" | "restoredPid" | "processes">): number[] {
+  return killPids(targetProcesses(t));
+}
+
+/** The running processes of a restored target: its tree now, and its dumped processes still alive. */
+export function targetProcesses(t: Pick<Target, "rootPid" | "restoredPid" | "processes">): number[] {
+  return [...new Set([...currentTree(t.restoredPid ?? t.rootPid).processes, ...t.processes.filter((p) => readProc(p) !== null)])].sort((a, b) => a - b);
+}
+
+function killPids(pids: readonly number[]): number[] {
   const killed: number[] = [];
-  for (const pid of currentTree(rootPid).processes) {
+  for (const pid of pids) {
     try {
       process.kill(pid, "SIGKILL");
       killed.push(pid);
@@ -55,7 +68,7 @@ export function killTree(rootPid: number): number[] {
       // gone meanwhile
     }
   }
-  return killed;
+  return killed.sort((a, b) => a - b);
 }
 
 export class LazyRestores {
@@ -73,9 +86,9 @@ export class LazyRestores {
     return [...this.watching.keys()];
   }
 
-  /** Settles once every supervised daemon has ended and its outcome is recorded. */
+  /** Settles once every supervised daemon has ended and its outcome is recorded (never rejects). */
   async settled(): Promise<void> {
-    while (this.watching.size > 0) await Promise.all([...this.watching.values()]);
+    while (this.watching.size > 0) await Promise.allSettled([...this.watching.values()]);
   }
 
   /** `criu check --feature uffd-noncoop` on this kernel, asked once: the kernel after the jump is not the one `nvwa check` saw. */
@@ -98,6 +111,14 @@ export class LazyRestores {
    * serve it: the target is then restored in full, as without the key.
    */
   async start(t: Target): Promise<LazyPagesDaemon | null> {
+    const d = await this.startDaemon(t);
+    // Recorded before criu restore runs: a daemon that dies from here on leaves a record that
+    // tells its next start this target's memory may depend on an orphan (recovery-plan.ts).
+    if (d !== null) updateManifest(this.o.criuDir, (m) => withTarget(m, t.name, (x) => ({ ...x, lazy: { state: "starting", daemonPid: d.pid, startedAt: Date.now() } })));
+    return d;
+  }
+
+  private async startDaemon(t: Target): Promise<LazyPagesDaemon | null> {
     if (!(await this.kernelSupports())) {
       this.o.onEvent(note("warn", `${t.name}: restored in full: this kernel has no non-cooperative userfaultfd (criu check --feature uffd-noncoop fails), which enable_lazy_restore needs`));
       return null;
@@ -126,7 +147,14 @@ export class LazyRestores {
     faultKill("lazy-pages", t.name, daemon.pid);
     updateManifest(this.o.criuDir, (m) => withTarget(m, t.name, (x) => ({ ...x, lazy: { state: "copying", daemonPid: daemon.pid, startedAt } })));
     this.o.onEvent(note("info", `${t.name}: runs again; its memory is coming back from ${t.imagesDir} (criu lazy-pages, pid ${daemon.pid})`));
-    const done = daemon.exited.then((end) => this.ended(t, rootPid, startedAt, end, keepImages)).finally(() => this.watching.delete(t.name));
+    const done = daemon.exited
+      .then((end) => this.ended(t, rootPid, startedAt, end, keepImages))
+      .catch((e: unknown) => {
+        // The outcome could not be recorded (the manifest write failed): the target stays
+        // "copying", which the next start of the daemon treats as lost, the safe side.
+        this.o.onEvent(note("error", `${t.name}: the end of its lazy restore could not be recorded: ${e instanceof Error ? e.message : String(e)}`));
+      })
+      .finally(() => this.watching.delete(t.name));
     this.watching.set(t.name, done);
   }
 
@@ -145,11 +173,14 @@ export class LazyRestores {
       this.o.onEvent({ type: "target-lazy-done", name: t.name, ms: endedAt - startedAt });
       return;
     }
-    const killed = killTree(rootPid);
-    const err = lazyLostError(t, how, killed);
+    // Recorded lost before the kill: whoever sees the tree die (its unit's start job, a helper)
+    // must find it lost, not merely gone.
+    const running = targetProcesses({ ...t, restoredPid: rootPid });
+    const err = lazyLostError(t, how, running);
     updateManifest(this.o.criuDir, (m) =>
       withTarget(m, t.name, (x) => ({ ...x, phase: "lost", error: errorRecord(err), lazy: { ...(x.lazy ?? { startedAt }), state: "lost", startedAt, endedAt, end: how } })),
     );
+    killPids(running);
     this.o.onEvent({ type: "target-lazy-lost", name: t.name, error: errorRecord(err) });
   }
 }

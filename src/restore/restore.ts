@@ -16,10 +16,10 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { NvwaError, toNvwaError } from "../errors.ts";
-import type { ManageCgroups } from "../criu/argv.ts";
+import { LAZY_RESTORE_ARGS, type ManageCgroups } from "../criu/argv.ts";
 import { ignoreEvents, type OnEvent } from "../criu/events.ts";
 import { removeImages } from "../criu/images.ts";
-import { runRestore } from "../criu/restore-run.ts";
+import { runRestore, type RestoreRun } from "../criu/restore-run.ts";
 import { currentTree } from "../criu/proc.ts";
 import { currentBootId } from "../state/lock.ts";
 import {
@@ -36,8 +36,7 @@ import {
 } from "../state/manifest.ts";
 import { readManifest, updateManifest } from "../state/manifest-file.ts";
 import { ensurePrivateDir } from "../state/private-dir.ts";
-import type { LazyRestores } from "./lazy.ts";
-import { LAZY_RESTORE_ARGS } from "../criu/argv.ts";
+import { killTarget, type LazyRestores } from "./lazy.ts";
 import { findHolders, bumpNsLastPid } from "./pids.ts";
 import { assertRestorable, pendingTargets, pidClash, settledPhase, targetTitle, type RestoreSelection } from "./plan.ts";
 
@@ -112,6 +111,14 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
   if (t.phase === "restored") {
     return { name, kind: t.kind, status: "restored", rootPid: t.restoredPid ?? t.rootPid, pids: currentTree(t.restoredPid ?? t.rootPid).processes, ms: 0 };
   }
+  if (t.phase === "lost") {
+    // Lost after a lazy restore: it ran meanwhile, so its checkpoint no longer matches its files.
+    const lost = new NvwaError("restore.target-lost", `${targetTitle(t)} is lost and is not restored again: ${t.error?.message ?? "see nvwa status"}`, {
+      hint: "start it afresh; its images stay until `nvwa init`",
+      details: { target: name },
+    });
+    return { name, kind: t.kind, status: "failed", rootPid: t.rootPid, pids: [], ms: 0, error: lost };
+  }
   if (!existsSync(join(t.imagesDir, "inventory.img"))) {
     const gone = new NvwaError("restore.images-missing", `the images of ${targetTitle(t)} are gone from ${t.imagesDir}`, {
       hint: "they were removed (nvwa init, a cleanup job) or criu_dir is not on a disk that survives the jump; this target cannot be restored",
@@ -136,7 +143,7 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
   const lazy = opts.lazy !== undefined && m.options.lazyRestore ? await opts.lazy.start(t) : null;
   const extraArgs = [...(opts.extraArgs ?? []), ...(lazy === null ? [] : LAZY_RESTORE_ARGS)];
   try {
-    let run: Awaited<ReturnType<typeof runRestore>>;
+    let run: RestoreRun;
     try {
       run = await runRestore(t, {
         criuExe: opts.criuExe,
@@ -150,8 +157,13 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
         onNote: emit,
       });
     } catch (e) {
-      // A daemon criu never connected to waits in accept() for ever; one it did has nothing to serve.
-      lazy?.kill();
+      if (lazy !== null) {
+        // The restore can fail after criu made the tree (its journal stream lost, its root gone
+        // right after): what runs of it would read zeros once the daemon is gone, so it goes first.
+        // A daemon criu never connected to would wait in accept() for ever.
+        killTarget(t);
+        lazy.kill();
+      }
       throw e;
     }
     const keep = opts.keepImages ?? m.options.debug;

@@ -114,7 +114,9 @@ export async function restoreServicesThroughUnits(
         } finally {
           const r = await restoring;
           serviceRestores.delete(unit);
-          if (failure !== undefined && r.status === "restored") {
+          // A tree lost meanwhile (its lazy-pages daemon ended early, lazy.ts) was killed: nothing runs outside the unit.
+          const lostMeanwhile = readManifest(criuDir).targets.find((x) => x.name === t.name)?.phase === "lost";
+          if (failure !== undefined && r.status === "restored" && !lostMeanwhile) {
             // Left stopped for a helper that never came: running outside the unit beats stopped for ever.
             if (restoredStopped(t)) for (const pid of pidsToResume(t, r.pids)) resume(pid);
             emit({
@@ -127,7 +129,7 @@ export async function restoreServicesThroughUnits(
         }
       }
       const now = readManifest(criuDir).targets.find((x) => x.name === t.name);
-      if (failure !== undefined && now !== undefined && now.phase !== "restored" && now.phase !== "restore-failed" && now.phase !== "skipped") {
+      if (failure !== undefined && now !== undefined && now.phase !== "restored" && now.phase !== "restore-failed" && now.phase !== "skipped" && now.phase !== "lost") {
         const err = new NvwaError("restore.service-failed", `${unit} was not restored: ${failure}`, { hint: `see ${t.imagesDir}/restore.log` });
         updateManifest(criuDir, (m) => withTarget(m, t.name, (x) => ({ ...x, phase: "restore-failed", error: errorRecord(err) })));
         emit({ kind: "target", target: t.name, level: "error", message: err.message });

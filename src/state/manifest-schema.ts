@@ -77,12 +77,13 @@ export type PreDump = v.InferOutput<typeof PreDump>;
 
 /**
  * A lazy restore (enable_lazy_restore, src/restore/lazy.ts): the tree ran before its private memory
- * was back; criu's lazy-pages daemon (nvwa's child, `daemonPid`) copied it in. "copying" until it
+ * was back; criu's lazy-pages daemon (nvwa's child, `daemonPid`) copied it in. "starting" from the
+ * daemon's start to the end of criu restore (the tree may already run), "copying" until it
  * exits; "done" when it exited 0 (every page in, `ms` after the restore ended); "lost" when it ended
  * any other way (pages not yet copied would read as zeros: the tree was killed, the target failed).
  */
 export const LazyRestore = v.object({
-  state: v.picklist(["copying", "done", "lost"]),
+  state: v.picklist(["starting", "copying", "done", "lost"]),
   daemonPid: v.optional(Pid),
   /** When the restored tree ran (epoch ms). */
   startedAt: Epoch,

@@ -51,7 +51,7 @@ export function downtimeOf(t: Target): number | undefined {
 
 function lazyMemory(l: NonNullable<Target["lazy"]>): NonNullable<TargetSummary["memory"]> {
   const ms = l.endedAt === undefined ? undefined : l.endedAt - l.startedAt;
-  const state = l.state === "copying" ? "coming back" : l.state === "done" ? "back" : "lost";
+  const state = l.state === "done" ? "back" : l.state === "lost" ? "lost" : "coming back";
   return { state, ...(ms === undefined ? {} : { ms }) };
 }
 

@@ -14,6 +14,7 @@ import { planCheckpoint } from "../../src/criu/plan.ts";
 import { probeCriu, type CriuCapabilities } from "../../src/criu/probe.ts";
 import type { ProgressEvent } from "../../src/daemon/protocol.ts";
 import { restoreOnThisBoot } from "../../src/restore/boot-restore.ts";
+import { restoreTarget } from "../../src/restore/restore.ts";
 import { readManifest } from "../../src/state/manifest-file.ts";
 import { checkpoint } from "../../src/update/checkpoint.ts";
 import { commitCheckpoint } from "../../src/update/commit.ts";
@@ -94,7 +95,10 @@ test("the lazy-pages daemon killed mid-copy: the tree is killed and the target l
   expect(events.some((e) => e.level === "error" && e.target === name && e.message.includes("is damaged"))).toBe(true);
   await waitFor("the damaged tree is gone", () => !isRunning(w.pid), 10_000);
   expect(existsSync(join(t?.imagesDir ?? "/nonexistent", "inventory.img"))).toBe(true);
-  // A later restore (another daemon start, `nvwa restore`) leaves it alone: lost is not pending.
-  const again = readManifest(dir);
-  expect(again.targets[0]?.phase).toBe("lost");
+  // A later restore (another daemon start, `nvwa restore`, a unit's helper) leaves it alone.
+  const again = await restoreTarget(dir, name, { criuExe: criu });
+  expect(again.status).toBe("failed");
+  expect(again.error?.code).toBe("restore.target-lost");
+  expect(isRunning(w.pid)).toBe(false);
+  expect(readManifest(dir).targets[0]?.phase).toBe("lost");
 }, 240_000);

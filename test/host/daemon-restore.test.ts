@@ -20,7 +20,7 @@ import { restoreOnThisBoot } from "../../src/restore/boot-restore.ts";
 import { handleRestoreRequest } from "../../src/restore/service-restore.ts";
 import type { ProgressEvent, RestoreResult } from "../../src/daemon/protocol.ts";
 import { SystemdManager } from "../../src/systemd/manager.ts";
-import { config, countsPast, isRunning, testCriu, Workloads, type Workload } from "./helpers/criu-env.ts";
+import { config, countsPast, isRunning, state, testCriu, waitFor, Workloads, type Workload } from "./helpers/criu-env.ts";
 import { standInSystemd, startTestBus, type TestBus } from "./helpers/dbus-bus.ts";
 
 const work = new Workloads();
@@ -41,13 +41,18 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** A counter checkpointed as the service `unit` and committed (killed), as before a jump. */
-async function committedService(unit: string): Promise<{ cfg: NvwaConfig; w: Workload }> {
-  const w = await work.start("counter");
-  await countsPast(w, "count", 1);
+/**
+ * A counter checkpointed as the service `unit` and committed (killed), as before a jump; with
+ * `lazyMiB`, instead a process of that much memory, checkpointed for a lazy restore.
+ */
+async function committedService(unit: string, lazyMiB?: number): Promise<{ cfg: NvwaConfig; w: Workload }> {
+  const lazy = lazyMiB !== undefined;
+  const w = lazy ? await work.start("memory", String(lazyMiB)) : await work.start("counter");
+  if (lazy) await waitFor("memory workload ready", () => w.num("ready"), 120_000);
+  else await countsPast(w, "count", 1);
   const d = mkdtempSync(join(tmpdir(), "nvwa-daemon-restore-"));
   dirs.push(d);
-  const base = config(join(d, "running"), criu, { services: [unit] });
+  const base = config(join(d, "running"), criu, { services: [unit], enableLazyRestore: lazy });
   // Drop-ins go to a directory of the test's own: nothing of this host's systemd is touched.
   const cfg: NvwaConfig = { ...base, server: { ...base.server, systemdEtc: join(d, "systemd") } };
   const plan = planCheckpoint(cfg, gatherCheckpointFacts(caps, { [unit]: w.pid }));
@@ -89,6 +94,39 @@ describe("boot-side restore of a service", () => {
       expect(helperEvents).toEqual([]);
       await countsPast(w, "count", w.num("count") ?? -1);
     } finally {
+      mgr.close();
+      await fake.release();
+    }
+  });
+
+  test("lazy restore, its lazy-pages daemon killed while the unit starts: the tree is killed, the service lost by name, never said to run outside its unit", async () => {
+    const unit = "nvwa-test-lazy-lost.service";
+    // 512 MiB: far more than the daemon copies before nvwa kills it, right after the restore.
+    const { cfg, w } = await committedService(unit, 512);
+    process.env.NVWA_FAULT_KILL = `lazy-pages:${unit}`;
+    // The start job fails once the tree is gone (the helper could not hand it to systemd).
+    const fake = await standInSystemd(bus, {
+      jobRemovedSignal: true,
+      runStartJob: async () => {
+        // systemd's job runs while criu restores: the tree appears, then dies when nvwa kills it.
+        await waitFor("the tree restored", () => state(w.pid) !== null, 20_000);
+        await waitFor("the damaged tree killed", () => state(w.pid) === null || state(w.pid) === "Z", 20_000);
+        return "failed";
+      },
+    });
+    const mgr = await SystemdManager.connect(bus.systemdOptions());
+    const events: ProgressEvent[] = [];
+    try {
+      const m = await restoreOnThisBoot(cfg, { emit: (e) => events.push(e), mgr });
+      expect(m.phase).toBe("restore-failed");
+      expect(m.targets[0]?.phase).toBe("lost");
+      expect(m.targets[0]?.error?.code).toBe("restore.lazy-pages-lost");
+      const errors = events.filter((e) => e.level === "error").map((e) => e.message);
+      expect(errors.some((x) => x.startsWith(`${unit} is damaged: criu's lazy-pages daemon ended (killed by SIGKILL)`))).toBe(true);
+      expect(errors.some((x) => x.includes("run outside the unit"))).toBe(false);
+      expect(isRunning(w.pid)).toBe(false);
+    } finally {
+      delete process.env.NVWA_FAULT_KILL;
       mgr.close();
       await fake.release();
     }

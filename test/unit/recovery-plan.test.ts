@@ -102,6 +102,12 @@ describe("decideRecovery", () => {
         expect(d).toMatchObject({ action: "restore", adopt: [], restore: ["x"], lazyUnfinished: ["big"] });
       }
     });
+    test("restoring, daemon killed during a lazy restore: a tree that runs is lost (never adopted), one that never came up is restored", () => {
+      const running: Target = { ...t("up", "restoring"), lazy: { state: "starting", daemonPid: 901, startedAt: 1 } };
+      const never: Target = { ...t("down", "restoring"), lazy: { state: "starting", daemonPid: 902, startedAt: 1 } };
+      const d = decideRecovery(m("restoring", [running, never], { restoreBootId: BOOT_B }), facts(BOOT_B, false, ["up"]));
+      expect(d).toMatchObject({ action: "restore", adopt: [], restore: ["down"], lazyUnfinished: ["up"] });
+    });
     test("targets that were never frozen or are already lost are never restored", () => {
       const d = decideRecovery(m("committed", [t("a", "lost"), t("b", "resumed"), t("c", "planned"), t("d", "dump-failed"), t("e", "killed")]), facts(BOOT_B));
       expect(d).toMatchObject({ action: "restore", restore: ["e"] });
