@@ -28,6 +28,17 @@ v = eval(sys.argv[3], {"t": t})
 print("" if v is None else v)' "$NVWA_RESULTS/status.json" "$1" "$2" 2>/dev/null || true
 }
 
+# verify_memhog PID KEY WHEN: memhog re-reads every byte of its memory against what it wrote (a
+# lost, zeroed or stale page fails); its verdict becomes result KEY.
+verify_memhog() {
+	local before
+	before=$(grep -c '^verify' "$W/memhog.log" || true)
+	kill -USR1 "$1"
+	guest_wait $((60 + MIB / 8)) sh -c "[ \$(grep -c '^verify' '$W/memhog.log') -gt $before ]" || guest_fail "memhog did not verify $3"
+	guest_result "$2" "$(grep '^verify' "$W/memhog.log" | tail -1)"
+	[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok"* ]] || guest_fail "memhog's memory is wrong $3: $(tail -1 "$W/memhog.log")"
+}
+
 # rehearsal_row FILE: the rehearsal row's detail from `nvwa check --rehearse --json`.
 rehearsal_row() {
 	python3 -c 'import json,sys
@@ -61,9 +72,7 @@ case $boot in
 	guest_result check_pre_dump "$(python3 -c 'import json,sys
 r = [c for c in json.load(open(sys.argv[1]))["checks"] if c["id"] == "criu.pre-dump"]
 print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/rehearse-pre.json")"
-	kill -USR1 "$pid"
-	guest_wait $((60 + MIB / 8)) grep -q '^verify' "$W/memhog.log" || guest_fail "memhog did not verify after the rehearsals"
-	[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok"* ]] || guest_fail "memhog's memory is wrong after the rehearsals: $(tail -1 "$W/memhog.log")"
+	verify_memhog "$pid" rehearsed_verify "after the rehearsals"
 	if ((REHEARSE_ONLY)); then
 		guest_result rehearsed "$MIB MiB, rewriting $DIRTY MiB/s"
 		guest_mark scenario-passed
@@ -93,9 +102,7 @@ print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/rehearse-
 	guest_result stopped_kexec_loaded "$(cat /sys/kernel/kexec_loaded)"
 	guest_result stopped_update_tail "$(tail -2 "$NVWA_RESULTS/update-stopped.txt" | tr '\n' '|')"
 	[[ $(cat "/proc/$pid/stat" | cut -d' ' -f3) != T ]] || guest_fail "memhog is left stopped after the rollback"
-	kill -USR1 "$pid"
-	guest_wait $((60 + MIB / 8)) sh -c "[ \$(grep -c '^verify' '$W/memhog.log') -gt 1 ]" || guest_fail "memhog did not verify after the stopped update"
-	guest_result stopped_verify "$(grep '^verify' "$W/memhog.log" | tail -1)"
+	verify_memhog "$pid" stopped_verify "after the stopped update"
 	rm -f /etc/systemd/system/nvwa.service.d/test-faults.conf
 	systemctl daemon-reload
 	systemctl start nvwa.service
@@ -112,12 +119,8 @@ print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/rehearse-
 	guest_result final_stats "$(json_get "$NVWA_RESULTS/status.json" '" ".join("%s=%s" % kv for kv in j["manifest"]["targets"][0]["dumpStats"].items())')"
 	guest_result final_bytes "$(json_get "$NVWA_RESULTS/status.json" 'j["manifest"]["targets"][0].get("imageBytes")')"
 	guest_result downtime_ms "$(json_get "$NVWA_RESULTS/status.json" 'j["targets"][0].get("downtimeMs")')"
-	# Every byte of its 512 MiB, against what it wrote: the pages of the final dump and those of the rounds.
-	before=$(grep -c '^verify' "$W/memhog.log")
-	kill -USR1 "$pid"
-	guest_wait 120 sh -c "[ \$(grep -c '^verify' '$W/memhog.log') -gt $before ]" || guest_fail "memhog did not verify after the restore"
-	guest_result verify_after "$(grep '^verify' "$W/memhog.log" | tail -1)"
-	[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok"* ]] || guest_fail "memhog's memory is wrong after the restore: $(tail -1 "$W/memhog.log")"
+	# Every byte of its 512 MiB: the pages of the final dump and those of the rounds.
+	verify_memhog "$pid" verify_after "after the restore"
 	left=$(find "/var/nvwa/running/$pid" -mindepth 1 ! -name '*.log' 2>/dev/null | head -5 | tr '\n' ' ')
 	guest_result images_left "${left:-none}"
 	[[ -z $left ]] || guest_fail "images left after the restore: $left"
@@ -158,11 +161,7 @@ print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/check-laz
 	guest_result lazy_status_text "$(grep -o 'memory (lazy restore): .*' "$NVWA_RESULTS/status.txt" | tr '\n' '|')"
 	# A: back at its pid, every byte of its 512 MiB right after its memory came back lazily.
 	[[ -d /proc/$pid && $(cat "/proc/$pid/comm") == python3 ]] || guest_fail "memhog is not at its old pid $pid after the lazy restore"
-	before=$(grep -c '^verify' "$W/memhog.log")
-	kill -USR1 "$pid"
-	guest_wait 120 sh -c "[ \$(grep -c '^verify' '$W/memhog.log') -gt $before ]" || guest_fail "memhog did not verify after the lazy restore"
-	guest_result lazy_verify "$(grep '^verify' "$W/memhog.log" | tail -1)"
-	[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok"* ]] || guest_fail "memhog's memory is wrong after the lazy restore: $(tail -1 "$W/memhog.log")"
+	verify_memhog "$pid" lazy_verify "after the lazy restore"
 	left=$(find "/var/nvwa/running/$pid" -mindepth 1 ! -name '*.log' 2>/dev/null | head -5 | tr '\n' ' ')
 	guest_result lazy_a_images_left "${left:-none}"
 	# B: killed with its daemon, its images kept, named in the update log.
