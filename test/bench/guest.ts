@@ -174,8 +174,12 @@ function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>,
       ["B by hand", (x: SessionFigures) => x.byHand.phases],
       ["C cold", (x: SessionFigures) => x.cold.phases],
     ] as const) {
-      const names = pick(fs[0] as SessionFigures).map(([n]) => n);
-      const cells = names.map((n, i) => `${n} ${s2(median(fs.map((x) => pick(x)[i]?.[1] ?? Number.NaN)))}`);
+      // By name: sessions of builds that split a phase further have more of them.
+      const names = [...new Set(fs.flatMap((x) => pick(x).map(([n]) => n)))];
+      const cells = names.map((n) => {
+        const xs = fs.flatMap((x) => pick(x).filter(([m]) => m === n).map(([, v]) => v));
+        return `${n} ${s2(median(xs))}${xs.length < fs.length ? ` (${xs.length} of ${fs.length})` : ""}`;
+      });
       lines.push(`- ${name}: ${cells.join(" · ")}`);
     }
     const back = fs.map((x) => x.nvwa.memoryBack).filter((x): x is number => x !== undefined);

@@ -191,7 +191,8 @@ by_hand_restored() {
 	verify_workload b
 	if ((LAZY)); then
 		# Its lazy-pages daemon must have finished before its images go (else the pages not yet copied read as zeros).
-		guest_wait 600 sh -c '! pgrep -f "criu lazy-pages" >/dev/null' || guest_fail "the by-hand lazy-pages daemon did not finish"
+		# (Anchored: the waiting shell's own command line holds the words too.)
+		guest_wait 600 sh -c '! pgrep -f "^/usr/sbin/criu lazy-pages" >/dev/null' || guest_fail "the by-hand lazy-pages daemon did not finish"
 	fi
 	systemctl disable -q bench-hand-restore.service
 	rm -rf "$HAND"
