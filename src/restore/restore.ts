@@ -172,8 +172,11 @@ async function restoreOne(criuDir: string, name: string, opts: RestoreTargetOpti
     const pids = currentTree(run.rootPid).processes;
     updateManifest(criuDir, (x) =>
       withTarget(x, name, (y) => {
-        const { error: _old, ...rest } = y;
-        return stampTarget({ ...rest, phase: "restored", restoredPid: run.rootPid, ...(run.stats === undefined ? {} : { restoreStats: run.stats }) }, "restore", "end");
+        // A restored-in-full target carries no lazy record (a stale one from an attempt that never
+        // came up would make the next start of the daemon treat it as lazily restored).
+        const { error: _old, lazy: lazyRecord, ...rest } = y;
+        const keepLazy = lazy !== null && lazyRecord !== undefined ? { lazy: lazyRecord } : {};
+        return stampTarget({ ...rest, ...keepLazy, phase: "restored", restoredPid: run.rootPid, ...(run.stats === undefined ? {} : { restoreStats: run.stats }) }, "restore", "end");
       }),
     );
     // A lazily restored tree still reads its memory from the images: lazy.ts removes them once it is all in.

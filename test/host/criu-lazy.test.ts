@@ -15,7 +15,8 @@ import { probeCriu, type CriuCapabilities } from "../../src/criu/probe.ts";
 import type { ProgressEvent } from "../../src/daemon/protocol.ts";
 import { restoreOnThisBoot } from "../../src/restore/boot-restore.ts";
 import { restoreTarget } from "../../src/restore/restore.ts";
-import { readManifest } from "../../src/state/manifest-file.ts";
+import { readManifest, updateManifest } from "../../src/state/manifest-file.ts";
+import { withTarget } from "../../src/state/manifest.ts";
 import { checkpoint } from "../../src/update/checkpoint.ts";
 import { commitCheckpoint } from "../../src/update/commit.ts";
 import { config, isRunning, testCriu, waitFor, Workloads, type Workload } from "./helpers/criu-env.ts";
@@ -101,4 +102,18 @@ test("the lazy-pages daemon killed mid-copy: the tree is killed and the target l
   expect(again.error?.code).toBe("restore.target-lost");
   expect(isRunning(w.pid)).toBe(false);
   expect(readManifest(dir).targets[0]?.phase).toBe("lost");
+}, 240_000);
+
+test("a target restored in full drops a lazy record left by an attempt that never came up (else a later start would take it for lazily restored)", async () => {
+  const { dir, w } = await committed(64);
+  const name = String(w.pid);
+  // As left by a daemon that died between starting lazy-pages and criu restore.
+  updateManifest(dir, (m) => withTarget(m, name, (t) => ({ ...t, lazy: { state: "starting", daemonPid: 999_999, startedAt: Date.now() } })));
+  const r = await restoreTarget(dir, name, { criuExe: criu });
+  expect(r.status).toBe("restored");
+  const t = readManifest(dir).targets[0];
+  expect(t?.phase).toBe("restored");
+  expect(t?.lazy).toBeUndefined();
+  process.kill(w.pid, "SIGUSR1");
+  expect(await waitFor("memory verification", () => w.text("verify"), 60_000)).toBe("ok");
 }, 240_000);
