@@ -30,9 +30,7 @@ export type RecoveryAction = "none" | "restored" | "rolled-back" | "lost" | "cle
  * that never got its restore would otherwise wait in accept() for ever.
  */
 function killStrayLazyPages(criuDir: string, deps: BootRestoreDeps): void {
-  const prefix = `${resolve(criuDir)}/`;
-  for (const [pid, p] of snapshotProcesses()) {
-    if (pid === process.pid || !p.cmdline.includes("lazy-pages") || !p.cmdline.some((a) => a.startsWith(prefix))) continue;
+  for (const pid of criuWorkingIn(criuDir, ["lazy-pages"])) {
     try {
       process.kill(pid, "SIGKILL");
       deps.emit({ kind: "log", level: "warn", message: `killed criu lazy-pages (pid ${pid}) that the previous nvwa daemon left unsupervised` });
@@ -42,16 +40,21 @@ function killStrayLazyPages(criuDir: string, deps: BootRestoreDeps): void {
   }
 }
 
-/** The criu processes a previous daemon left working in criu_dir (KillMode=process keeps them). */
-function strayCriu(criuDir: string): number[] {
+/** criu processes in one of `modes` ("dump", "lazy-pages", …) on a path under criu_dir, other than nvwa itself. */
+function criuWorkingIn(criuDir: string, modes: readonly string[]): number[] {
   const prefix = `${resolve(criuDir)}/`;
   const out: number[] = [];
   for (const [pid, p] of snapshotProcesses()) {
     if (pid === process.pid) continue;
-    if (!p.cmdline.some((a) => a === "dump" || a === "restore" || a === "pre-dump")) continue;
+    if (!p.cmdline.some((a) => modes.includes(a))) continue;
     if (p.cmdline.some((a) => a.startsWith(prefix))) out.push(pid);
   }
   return out;
+}
+
+/** The criu processes a previous daemon left working in criu_dir (KillMode=process keeps them). */
+function strayCriu(criuDir: string): number[] {
+  return criuWorkingIn(criuDir, ["dump", "restore", "pre-dump"]);
 }
 
 /**

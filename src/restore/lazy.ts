@@ -22,6 +22,7 @@ import type { OnEvent } from "../criu/events.ts";
 import { featureSupported } from "../criu/probe.ts";
 import { currentTree, readProc } from "../criu/proc.ts";
 import { runCriu } from "../criu/runner.ts";
+import { signalAll } from "../criu/signals.ts";
 import { NvwaError } from "../errors.ts";
 import { faultKill } from "../fault-point.ts";
 import { note } from "../note.ts";
@@ -50,25 +51,12 @@ export function lazyLostError(t: Pick<Target, "name" | "imagesDir">, end: string
  * restore's alone after the jump (ns_last_pid moved past them), so nothing else holds them.
  */
 export function killTarget(t: Pick<Target, "rootPid" | "restoredPid" | "processes">): number[] {
-  return killPids(targetProcesses(t));
+  return signalAll(targetProcesses(t), "SIGKILL");
 }
 
 /** The running processes of a restored target: its tree now, and its dumped processes still alive. */
 export function targetProcesses(t: Pick<Target, "rootPid" | "restoredPid" | "processes">): number[] {
   return [...new Set([...currentTree(t.restoredPid ?? t.rootPid).processes, ...t.processes.filter((p) => readProc(p) !== null)])].sort((a, b) => a - b);
-}
-
-function killPids(pids: readonly number[]): number[] {
-  const killed: number[] = [];
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-      killed.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return killed.sort((a, b) => a - b);
 }
 
 export class LazyRestores {
@@ -180,7 +168,7 @@ export class LazyRestores {
     updateManifest(this.o.criuDir, (m) =>
       withTarget(m, t.name, (x) => ({ ...x, phase: "lost", error: errorRecord(err), lazy: { ...(x.lazy ?? { startedAt }), state: "lost", startedAt, endedAt, end: how } })),
     );
-    killPids(running);
+    signalAll(running, "SIGKILL");
     this.o.onEvent({ type: "target-lazy-lost", name: t.name, error: errorRecord(err) });
   }
 }
