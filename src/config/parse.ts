@@ -151,6 +151,8 @@ function hintFor(key: string): string {
       return "write pids as a YAML list of numbers, e.g. `pids: [1234, 5678]`";
     case "services":
       return "write services as a YAML list of unit names, e.g. `services: [redis, nginx.service]`";
+    case "containers":
+      return "write containers as a YAML list of podman container names or ids, e.g. `containers: [web, cache]`";
     case "criu_dir":
     case "criu_exe":
     case "kexec_exe":
@@ -191,6 +193,9 @@ export function checkRestoreParsed(file: string, p: Parsed): { config: RestoreCo
   if (dupPid !== undefined) problems.push({ error: configError(file, `pid ${dupPid} is listed twice in "pids"`, "list each pid once") });
   const dupSvc = services.find((x, i) => services.indexOf(x) !== i);
   if (dupSvc !== undefined) problems.push({ error: configError(file, `service ${dupSvc} is listed twice in "services"`, "list each service once (\"redis\" and \"redis.service\" are the same unit)") });
+  const containers = (p.containers as string[] | undefined) ?? [];
+  const dupCtr = containers.find((x, i) => containers.indexOf(x) !== i);
+  if (dupCtr !== undefined) problems.push({ error: configError(file, `container ${dupCtr} is listed twice in "containers"`, "list each container once") });
   const a = p.enable_debug_mode as boolean | null | undefined;
   const b = p.enbale_debug_mode as boolean | null | undefined;
   if (a != null && b != null && a !== b) {
@@ -200,6 +205,7 @@ export function checkRestoreParsed(file: string, p: Parsed): { config: RestoreCo
     config: {
       pids,
       services,
+      containers,
       restoreNet: (p.restore_net as boolean | null | undefined) ?? RESTORE_DEFAULTS.restoreNet,
       enableQuickKexec: (p.enable_quick_kexec as boolean | null | undefined) ?? RESTORE_DEFAULTS.enableQuickKexec,
       enablePinMemory: (p.enable_pin_memory as boolean | null | undefined) ?? RESTORE_DEFAULTS.enablePinMemory,

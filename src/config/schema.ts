@@ -81,9 +81,40 @@ const serviceList = v.pipe(
   v.transform((x) => x ?? []),
 );
 
+/**
+ * podman's own rule for names (libpod/define: NameRegex ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$) or an id
+ * (12 to 64 hex digits, a prefix of the full id as `podman ps` prints it).
+ */
+const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+export function containerNameProblem(raw: string): string | undefined {
+  if (raw.length === 0) return "is empty";
+  if (raw.length > 253) return "is longer than 253 characters";
+  if (!CONTAINER_NAME.test(raw)) return "is not a container name or id (letters, digits, _ . - and not starting with _ . -)";
+  return undefined;
+}
+
+const containerList = v.pipe(
+  v.nullish(
+    v.array(
+      v.pipe(
+        v.string("must be a container name or id (a string)"),
+        v.rawCheck(({ dataset, addIssue }) => {
+          if (!dataset.typed) return;
+          const problem = containerNameProblem(dataset.value);
+          if (problem !== undefined) addIssue({ message: `container "${dataset.value}" ${problem}` });
+        }),
+      ),
+      "must be a list of container names or ids, e.g. [web, 3f2a9c1d4e5b]",
+    ),
+  ),
+  v.transform((x) => x ?? []),
+);
+
 export const RESTORE_KEYS = {
   pids: pidList,
   services: serviceList,
+  containers: containerList,
   restore_net: v.nullish(flag),
   enable_quick_kexec: v.nullish(flag),
   enable_pin_memory: v.nullish(flag),

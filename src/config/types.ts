@@ -4,6 +4,11 @@ export interface RestoreConfig {
   pids: number[];
   /** systemd services to checkpoint, normalised to full unit names ("redis.service"). */
   services: string[];
+  /**
+   * podman containers to checkpoint, by name or id as written (src/container/). Resolved to one
+   * container each, and checked against pids and services, by the preflight: that needs podman.
+   */
+  containers: string[];
   restoreNet: boolean;
   enableQuickKexec: boolean;
   enablePinMemory: boolean;
@@ -62,6 +67,7 @@ export const SERVER_DEFAULTS: ServerConfig = {
 export const RESTORE_DEFAULTS: RestoreConfig = {
   pids: [],
   services: [],
+  containers: [],
   restoreNet: false,
   enableQuickKexec: false,
   enablePinMemory: false,
