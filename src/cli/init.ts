@@ -12,6 +12,7 @@ import { loadConfig, resolveConfigDir } from "../config/load.ts";
 import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
 import { defaultUnloader, isKexecLoaded, unloadKernel, type Loader } from "../kexec/index.ts";
 import { acquireLock, lockPath, LOCK_FILE } from "../state/lock.ts";
+import { CHECKPOINT_DIR, CONTAINERS_DIR } from "../container/keep.ts";
 import { MANIFEST_FILE } from "../state/manifest.ts";
 import { readManifestIfAny } from "../state/manifest-file.ts";
 import { removeAllNvwaDropins } from "../systemd/dropins.ts";
@@ -28,6 +29,8 @@ function isOurs(dir: string, name: string): boolean {
   if ([MANIFEST_FILE, "net.json", "net.json.consumed", ".rehearsal"].includes(name)) return true;
   if (name.startsWith(".manifest.json.tmp-") || name.startsWith(".net.json.tmp-")) return true;
   const path = join(dir, name);
+  // <criu_dir>/containers/<name>/: podman's logs of nvwa's container checkpoints
+  if (name === CONTAINERS_DIR) return readdirSync(path).every((n) => isOurs(path, n));
   try {
     if (!statSync(path).isDirectory()) return false;
     const files = readdirSync(path);
@@ -46,10 +49,12 @@ export const command = defineCommand({
     const removed: string[] = [];
     let manifestPhase: string | undefined;
     let loader: string | undefined;
+    let checkpoints: string[] = [];
     try {
       const m = readManifestIfAny(criuDir);
       manifestPhase = m?.phase;
       loader = m?.kernel.loader;
+      checkpoints = (m?.containers ?? []).map((c) => join(c.staticDir, CHECKPOINT_DIR));
     } catch {
       // a damaged manifest is exactly what init is for
     }
@@ -67,6 +72,12 @@ export const command = defineCommand({
           rmSync(join(criuDir, name), { recursive: true, force: true });
           removed.push(join(criuDir, name));
         }
+      }
+      // podman's checkpoints of nvwa's containers (kept after a failed restore), in their bundles.
+      for (const dir of checkpoints) {
+        if (!existsSync(dir)) continue;
+        rmSync(dir, { recursive: true, force: true });
+        removed.push(dir);
       }
       const dropins = removeAllNvwaDropins(systemdEtc);
       removed.push(...dropins);

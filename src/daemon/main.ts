@@ -78,7 +78,7 @@ export async function runDaemon(configDir: string, socketPath: string): Promise<
       ulog = UpdateLog.open(config.server.logDir, pending.updateId);
       ulog.info(`nvwa daemon started on ${process.env.NVWA_BUILD_VERSION ?? "dev"}; update ${pending.updateId} is in phase ${pending.phase}`);
     }
-    if (pending !== null && pending.targets.some((t) => t.kind === "service")) {
+    if (pending !== null && (pending.targets.some((t) => t.kind === "service") || pending.containers.some((c) => c.unit !== undefined))) {
       try {
         mgr = await SystemdManager.connect();
       } catch (e) {

@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import type { NvwaConfig } from "../config/types.ts";
 import { NvwaError, toNvwaError } from "../errors.ts";
 import { rollbackCheckpoint } from "../update/rollback.ts";
+import { unitRollback } from "../restore/container-restore.ts";
 import { removeImages } from "../criu/images.ts";
 import { currentTree, readProc, sameProcess, snapshotProcesses } from "../criu/proc.ts";
 import { signalAll, waitPidsFree } from "../criu/signals.ts";
@@ -133,7 +134,11 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
     case "rollback": {
       const names = m.targets.filter((t) => t.phase !== "planned").map((t) => t.name);
       deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} stopped in phase ${found} on this boot (the daemon died or was killed); resuming its processes` });
-      await rollbackCheckpoint(m, { criuExe, onEvent: (e) => deps.emit(fromEngine(e)) });
+      await rollbackCheckpoint(m, {
+        criuExe,
+        onEvent: (e) => deps.emit(fromEngine(e)),
+        ...(deps.mgr === null ? {} : { containerViaUnit: unitRollback(config, deps.mgr, (e) => deps.emit(fromEngine(e)), m.updateId) }),
+      });
       if (d.unloadKernel && m.kernel.loader !== undefined) unloadKernel(m.kernel.loader as Loader, kexecExe, (n) => deps.emit(fromEngine(n)));
       await cleanupDropins(config, units, deps);
       recordRecovery(criuDir, found, "rolled-back", `the nvwa daemon stopped during ${found} (it crashed or was killed); its next start rolled the update back: ${names.length > 0 ? `${names.join(", ")} resumed` : "nothing had been frozen"}${d.unloadKernel ? ", the loaded kernel unloaded" : ""}`);
@@ -144,7 +149,9 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
         hint: "as at any power loss, start them again (an enabled service is started by systemd as usual); the update changed nothing else",
       });
       const lost = m.targets.map((t) => ({ ...t, phase: "lost" as const, error: errorRecord(new NvwaError("recover.lost", `${t.name} was not saved: the machine restarted during the checkpoint`, { hint: "start it again" })) }));
-      writeManifest({ ...withPhase(m, "rolled-back"), targets: lost, error: errorRecord(err) });
+      // A container's checkpoint was not fsynced before the commit: it cannot be trusted either.
+      const lostContainers = m.containers.map((c) => (c.phase === "planned" ? c : { ...c, phase: "lost" as const, error: errorRecord(new NvwaError("recover.lost", `container ${c.name} was not saved: the machine restarted during the checkpoint`, { hint: `start it again: podman start ${c.name}` })) }));
+      writeManifest({ ...withPhase(m, "rolled-back"), targets: lost, containers: lostContainers, error: errorRecord(err) });
       deps.emit({ kind: "log", level: "error", message: err.message });
       if (!m.options.debug) for (const t of m.targets) removeImagesQuietly(t.imagesDir, deps);
       await cleanupDropins(config, units, deps);

@@ -72,7 +72,7 @@ export function decideRecovery(m: Manifest | null, f: RecoveryFacts): RecoveryDe
   const unloadKernel = f.kexecLoaded && m.kernel.loader !== undefined;
   if (PRE_COMMIT.includes(m.phase)) {
     if (same(m.createdBootId, f.bootId)) return { action: "rollback", unloadKernel };
-    return { action: "lost", targets: m.targets.map((t) => t.name) };
+    return { action: "lost", targets: [...m.targets.map((t) => t.name), ...m.containers.filter((c) => c.phase !== "planned").map((c) => `container ${c.name}`)] };
   }
   if (!POST_COMMIT.includes(m.phase)) return { action: "cleanup" };
   const sameBoot = same(m.bootId, f.bootId);

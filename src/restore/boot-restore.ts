@@ -9,6 +9,7 @@
  *   processes   bare processes (ns_last_pid moved past every saved pid first); then the daemon
  *               tells systemd it is ready
  *   services    each service through its unit (service-restore.ts)
+ *   containers  podman containers, through podman's API (container-restore.ts)
  *   drop-ins    nvwa's drop-ins removed, systemd reloaded
  *   tcp-unlock  restored connections flow again
  *   memory      lazily restored targets (enable_lazy_restore) have all of their memory back, or are
@@ -31,6 +32,7 @@ import type { SystemdManager } from "../systemd/manager.ts";
 import { runPhases, type PhaseEvent } from "./phases.ts";
 import { memoryComing, pendingTargets } from "./plan.ts";
 import { LazyRestores } from "./lazy.ts";
+import { pendingContainers, restorePendingContainers } from "./container-restore.ts";
 import { restoreAll } from "./restore.ts";
 import { restoreServicesThroughUnits, restoreWindow } from "./service-restore.ts";
 
@@ -52,8 +54,9 @@ export interface BootRestoreDeps {
   daemonStartedAt?: number;
 }
 
+/** The units nvwa gave drop-ins: its services, and the units running its containers. */
 export function serviceUnits(m: Manifest): string[] {
-  return m.targets.filter((t) => t.kind === "service").map((t) => t.unit ?? t.name);
+  return [...m.targets.filter((t) => t.kind === "service").map((t) => t.unit ?? t.name), ...m.containers.flatMap((c) => (c.unit === undefined ? [] : [c.unit]))];
 }
 
 export async function cleanupDropins(config: NvwaConfig, units: string[], deps: BootRestoreDeps): Promise<void> {
@@ -114,6 +117,7 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDep
           name: "services",
           run: () => restoreServicesThroughUnits(config, [...pendingTargets(readManifest(criuDir), { kinds: ["service"] }), ...(deps.startAlso ?? [])], deps.mgr, deps.emit, deps.serviceTimeoutMs, lazy),
         },
+        { name: "containers", run: () => restorePendingContainers(criuDir, (e) => deps.emit(fromEngine(e)), { mgr: deps.mgr, ...(deps.serviceTimeoutMs === undefined ? {} : { unitTimeoutMs: deps.serviceTimeoutMs }) }) },
         { name: "drop-ins", run: () => cleanupDropins(config, serviceUnits(first), deps) },
         { name: "tcp-unlock", run: () => (tcpLocked ? unlockConnections(deps) : undefined) },
         // Lazily restored targets run already; the update is restored once all of their memory is back.
@@ -124,7 +128,7 @@ export async function restoreOnThisBoot(config: NvwaConfig, deps: BootRestoreDep
     updateManifest(criuDir, (m) => {
       // A target whose lazy restore's end could not be recorded stays "restoring": its next start decides.
       if (m.targets.some(memoryComing)) return m;
-      const phase = m.targets.every((t) => t.phase === "restored") ? "restored" : "restore-failed";
+      const phase = m.targets.every((t) => t.phase === "restored") && m.containers.every((c) => c.phase === "restored") ? "restored" : "restore-failed";
       return m.phase === phase ? m : withPhase(m, phase);
     });
     stamp(criuDir, "boot-restore", "end");
@@ -149,7 +153,7 @@ function recordDaemonStart(criuDir: string, startedAt: number, deps: BootRestore
 
 /** Installs the TCP lock for the connections of targets still to be restored; true if there were any. */
 function lockPendingConnections(m: Manifest, deps: BootRestoreDeps): boolean {
-  const tuples = pendingTargets(m).flatMap((t) => t.tcpTuples ?? []);
+  const tuples = [...pendingTargets(m).flatMap((t) => t.tcpTuples ?? []), ...pendingContainers(m.containers).flatMap((c) => c.tcpTuples ?? [])];
   if (tuples.length === 0) return false;
   try {
     installTcpLock(tuples);

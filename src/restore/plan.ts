@@ -90,8 +90,9 @@ export function planRestore(m: Manifest, holders: ReadonlyMap<number, string>, s
  */
 export function settledPhase(m: Manifest): UpdatePhase {
   if (m.targets.some(memoryComing)) return "restoring";
-  if (m.targets.every((t) => t.phase === "restored")) return "restored";
+  if (m.targets.every((t) => t.phase === "restored") && m.containers.every((c) => c.phase === "restored")) return "restored";
   if (m.targets.some((t) => t.phase === "dumped" || t.phase === "killing" || t.phase === "killed" || t.phase === "restoring")) return "restoring";
+  if (m.containers.some((c) => c.phase === "checkpointed" || c.phase === "restoring")) return "restoring";
   return "restore-failed";
 }
 

@@ -12,6 +12,7 @@ import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
 import { errorRecord, withTarget, type Target } from "../state/manifest.ts";
 import { readManifest, updateManifest } from "../state/manifest-file.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
+import { restoreContainerOfUnit } from "./container-restore.ts";
 import type { LazyRestores } from "./lazy.ts";
 import { restoreTarget, type TargetRestoreResult } from "./restore.ts";
 
@@ -67,6 +68,9 @@ export async function handleRestoreRequest(config: NvwaConfig, unit: string, emi
   const m = readManifest(config.server.criuDir);
   const t = m.targets.find((x) => x.kind === "service" && (x.unit ?? x.name) === unit);
   if (t === undefined) {
+    // A unit running a podman container (container-restore.ts): conmon is its main process.
+    const ctr = await restoreContainerOfUnit(config, unit, (e) => emit(fromEngine(e)));
+    if (ctr !== null) return ctr;
     throw new NvwaError("restore.no-such-target", `update ${m.updateId} did not checkpoint ${unit}`, {
       hint: "its nvwa drop-in is stale: run `nvwa init` and start the unit normally",
       exitCode: ExitCode.usage,

@@ -104,6 +104,14 @@ export type RestoreStats = v.InferOutput<typeof RestoreStats>;
 /** A target name is also its images directory under criu_dir: one path component. */
 export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9:_.@\\-]{0,254}$/;
 
+const TcpTupleRecord = v.object({
+  family: v.picklist(["inet", "inet6"]),
+  local: v.string(),
+  localPort: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
+  remote: v.string(),
+  remotePort: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
+});
+
 export const Target = v.object({
   kind: v.picklist(["pid", "service"]),
   /** The pid as written in the config ("948") or the full unit name ("redis.service"). */
@@ -127,17 +135,7 @@ export const Target = v.object({
   tcpConnections: v.optional(v.boolean(), false),
   /** Those connections as 4-tuples, read while the tree was frozen: held back after the jump
    *  (net/tcp-lock.ts) until the target is restored. */
-  tcpTuples: v.optional(
-    v.array(
-      v.object({
-        family: v.picklist(["inet", "inet6"]),
-        local: v.string(),
-        localPort: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
-        remote: v.string(),
-        remotePort: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
-      }),
-    ),
-  ),
+  tcpTuples: v.optional(v.array(TcpTupleRecord)),
   /** A service's journal streams: dumped as criu externals, given fresh ones at restore (src/criu/journal.ts). */
   journalStreams: v.optional(
     v.array(
@@ -180,6 +178,46 @@ export const Target = v.object({
   error: v.optional(ErrorRecord),
 });
 export type Target = v.InferOutput<typeof Target>;
+
+export const CONTAINER_PHASES = ["planned", "checkpointing", "checkpointed", "checkpoint-failed", "resumed", "restoring", "restored", "restore-failed", "lost"] as const;
+export type ContainerPhase = (typeof CONTAINER_PHASES)[number];
+
+/**
+ * A podman container kept across the jump (src/container/). podman's checkpoint stops it and
+ * keeps the images in its own bundle (`staticDir`/checkpoint, fsynced by nvwa); the engine's logs
+ * are copied to `logDir` (<criu_dir>/containers/<name>/). podman forgets after a reboot that it
+ * checkpointed the container, so everything a restore needs is here.
+ */
+export const ContainerTarget = v.object({
+  /** As written in `containers:` (a name or an id). */
+  name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)),
+  id: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
+  engine: v.literal("podman"),
+  /** Libpod-API-Version of the engine that checkpointed it. */
+  apiVersion: v.optional(v.string()),
+  /** The container's bundle (inspect .StaticDir): podman's checkpoint lives in its checkpoint/. */
+  staticDir: v.pipe(v.string(), v.startsWith("/")),
+  logDir: v.pipe(v.string(), v.startsWith("/")),
+  /** Its init process and tree before the checkpoint, as the host saw them (in its own pid
+   *  namespace a container keeps its pids; the host's view of them changes at restore). */
+  rootPid: Pid,
+  pids: v.array(Pid),
+  networkMode: v.optional(v.string()),
+  /** The systemd unit that runs it (`podman generate systemd`): it comes back through that unit,
+   *  whose ExecStart is nvwa's restore helper after the jump (a Type=forking unit following conmon). */
+  unit: v.optional(v.string()),
+  /** That unit's PIDFile= (the container's conmon.pid). */
+  unitPidFile: v.optional(v.pipe(v.string(), v.startsWith("/"))),
+  /** Its established TCP connections (host network only), read just before the checkpoint:
+   *  held back after the jump like a target's until it is restored. */
+  tcpTuples: v.optional(v.array(TcpTupleRecord)),
+  phase: v.picklist(CONTAINER_PHASES),
+  timings: v.optional(Timings, {}),
+  /** Bytes of podman's checkpoint directory. */
+  imageBytes: v.optional(Int),
+  error: v.optional(ErrorRecord),
+});
+export type ContainerTarget = v.InferOutput<typeof ContainerTarget>;
 
 export const ManifestOptions = v.object({
   debug: v.boolean(),
@@ -228,6 +266,8 @@ export const Manifest = v.object({
   options: ManifestOptions,
   timings: Timings,
   targets: v.array(Target),
+  /** podman containers, checkpointed after the targets (their rollback costs a restore). */
+  containers: v.optional(v.array(ContainerTarget), []),
   error: v.optional(ErrorRecord),
   recoveries: v.optional(v.array(Recovery)),
 });

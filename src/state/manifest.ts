@@ -87,6 +87,7 @@ export function newManifest(input: NewManifestInput): Manifest {
     options: input.options,
     timings: { planned: { start: now } },
     targets: [],
+    containers: [],
   };
 }
 

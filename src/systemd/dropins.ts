@@ -125,13 +125,16 @@ export interface RestoreDropinOptions {
   timeoutStartSec?: number;
 }
 
-export function renderNoRestartDropin(unit: string, updateId?: string): string {
+export function renderNoRestartDropin(unit: string, updateId?: string, opts: { container?: string } = {}): string {
   checkUnit(unit);
   return [
     `# Written by nvwa${updateId ? ` (update ${updateId})` : ""}: ${unit} must not be restarted while it is`,
     "# checkpointed and across the kernel jump. Removed by nvwa once the service runs again.",
     "[Service]",
     "Restart=no",
+    // A unit running a podman container: podman's checkpoint stops the container, and the unit's
+    // stop commands (podman stop/rm) would then act on a container whose checkpoint must survive.
+    ...(opts.container === undefined ? [] : [`# Its container ${opts.container} is checkpointed: its stop commands must not touch it.`, "ExecStop=", "ExecStopPost="]),
     "",
   ].join("\n");
 }

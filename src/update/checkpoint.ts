@@ -8,6 +8,8 @@
  * the freeze from spreading to targets not yet touched.
  */
 import { release } from "node:os";
+import { checkpointContainer, flagsOf, plannedContainer, withContainer, type ContainerPlan } from "../container/keep.ts";
+import { PodmanClient } from "../container/podman-api.ts";
 import { join } from "node:path";
 import { DUMP_LOG } from "../criu/argv.ts";
 import { ignoreEvents, type OnEvent } from "../criu/events.ts";
@@ -21,7 +23,7 @@ import { ExitCode, NvwaError, toNvwaError } from "../errors.ts";
 import { faultPoint } from "../fault-point.ts";
 import { tcpConnectionsOf } from "../net/tcp-conns.ts";
 import { currentBootId } from "../state/lock.ts";
-import { errorRecord, newManifest, stampTarget, withPhase, withTarget, type Manifest, type Target } from "../state/manifest.ts";
+import { errorRecord, newManifest, stampTarget, withPhase, withTarget, type ContainerTarget, type Manifest, type Target } from "../state/manifest.ts";
 import { writeManifest } from "../state/manifest-file.ts";
 import { note } from "../note.ts";
 import { ensurePrivateDir } from "../state/private-dir.ts";
@@ -41,6 +43,11 @@ export interface CheckpointOptions {
   onEvent?: OnEvent;
   /** Per dump; criu is killed after this (default 10 min). */
   dumpTimeoutMs?: number;
+  /** podman containers, checkpointed after every target (src/container/keep.ts). */
+  containers?: ContainerPlan[];
+  podman?: PodmanClient;
+  /** How a container run by a unit comes back if the checkpoint fails (rollback.ts). */
+  containerViaUnit?: (c: ContainerTarget) => Promise<void>;
 }
 
 export interface DumpedTarget {
@@ -102,7 +109,7 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
       exitCode: ExitCode.internal,
     });
   }
-  m = { ...withPhase(m, "checkpointing"), options: { ...plan.options, rehearsal: opts.rehearsal ?? m.options.rehearsal }, targets: plan.targets.map(toTarget) };
+  m = { ...withPhase(m, "checkpointing"), options: { ...plan.options, rehearsal: opts.rehearsal ?? m.options.rehearsal }, targets: plan.targets.map(toTarget), containers: (opts.containers ?? []).map((c) => plannedContainer(c, plan.criuDir)) };
   writeManifest(m);
 
   const dumped: DumpedTarget[] = [];
@@ -134,6 +141,15 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
       });
       dumped.push(d);
     }
+    current = undefined;
+    // Containers last: podman's checkpoint stops a container, so giving one back costs a restore.
+    const podman = opts.podman ?? new PodmanClient();
+    for (const c of m.containers) {
+      await checkpointContainer(c, flagsOf(m, c), podman, (change) => {
+        m = withContainer(m, c.name, change);
+        writeManifest(m);
+      }, emit);
+    }
     m = withPhase(m, "dumped");
     writeManifest(m);
     return { manifest: m, dumped, preDumpMs };
@@ -147,7 +163,7 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
       m = withTarget(m, failed.name, (t) => stampTarget({ ...t, phase: "dump-failed", error: errorRecord(err) }, "dump", "end"));
       emit({ type: "target-dump-failed", name: failed.name, error: errorRecord(err) });
     }
-    throw await failAndRollback(m, err, plan, emit);
+    throw await failAndRollback(m, err, plan, emit, opts.podman, opts.containerViaUnit);
   }
 }
 
@@ -245,9 +261,12 @@ function dumpFailed(p: PlannedTarget, cause: NvwaError): NvwaError {
   });
 }
 
-async function failAndRollback(m: Manifest, err: NvwaError, plan: CheckpointPlan, emit: OnEvent): Promise<NvwaError> {
+async function failAndRollback(m: Manifest, err: NvwaError, plan: CheckpointPlan, emit: OnEvent, podman?: PodmanClient, viaUnit?: (c: ContainerTarget) => Promise<void>): Promise<NvwaError> {
   // No write here: the disk may be what failed (ENOSPC); the rollback resumes first, writes last.
-  const r = await rollbackCheckpoint({ ...m, error: errorRecord(err) }, { criuExe: plan.criuExe, onEvent: emit });
+  const r = await rollbackCheckpoint(
+    { ...m, error: errorRecord(err) },
+    { criuExe: plan.criuExe, onEvent: emit, ...(podman === undefined ? {} : { podman }), ...(viaUnit === undefined ? {} : { containerViaUnit: viaUnit }) },
+  );
   const failed = r.outcomes.filter((o) => !o.ok);
   const resumed = r.outcomes.filter((o) => o.ok && o.how !== "none").map((o) => o.name);
   const suffix =

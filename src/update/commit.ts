@@ -2,6 +2,7 @@
  * The commit step of an update: the point of no return (see commitCheckpoint).
  */
 import { ignoreEvents } from "../criu/events.ts";
+import { syncContainer } from "../container/keep.ts";
 import { syncImages } from "../criu/images.ts";
 import { targetLabel } from "../criu/restore-run.ts";
 import { signalAll, waitPidsFree } from "../criu/signals.ts";
@@ -39,6 +40,7 @@ export async function commitCheckpoint(manifest: Manifest, o: EngineOptions = {}
   const started = performance.now();
   let synced = 0;
   for (const t of manifest.targets) synced += syncImages(t.imagesDir);
+  for (const c of manifest.containers) synced += syncContainer(c);
   fsyncDir(manifest.criuDir);
   emit({ type: "images-synced", ms: Math.round(performance.now() - started), bytes: synced });
   const bootId = currentBootId();

@@ -2,6 +2,7 @@
  * Everything preflight looks at, probed once by probeFacts() (src/update/facts.ts) and judged
  * by the pure checks in preflight.ts. Tests build these by hand from fixtures.
  */
+import type { ContainerFacts } from "../container/facts.ts";
 import type { Arch } from "../../ffi/arch.ts";
 import type { KexecFileLoadSupport } from "../../ffi/kexec.ts";
 import type { Iomem } from "../mem/iomem.ts";
@@ -115,6 +116,8 @@ export interface Facts {
   servicesProbeError?: string;
   /** By unit: the namespaces (mnt, net, …) its main process does not share with nvwa. */
   serviceNamespaces?: Record<string, string[]>;
+  /** Asked only with containers: configured (src/container/facts.ts). */
+  containers?: ContainerFacts;
   criuDir: CriuDirFacts;
   lock: LockFacts;
   watchdog: WatchdogSettings;

@@ -3,6 +3,7 @@
  * statfs, one harmless kexec_file_load probe (invalid flags, see ffi/kexec.ts) and, unless
  * told otherwise, `<criu_exe> check`. Nothing is written, loaded or started.
  */
+import { probeContainers, unitOf, type ContainerFacts } from "../container/facts.ts";
 import { readTextOrNull } from "../read-text.ts";
 import { snapshotProcesses, treeOf } from "../criu/proc.ts";
 import { serviceRootPid } from "../systemd/service-root.ts";
@@ -142,6 +143,8 @@ export interface ProbeOptions {
   probeServices?: (units: string[]) => Promise<ServiceProperties[]>;
   bootDir?: string;
   modulesDir?: string;
+  /** Asks podman about the configured containers; defaults to its API socket. */
+  probeContainers?: (names: readonly string[]) => Promise<ContainerFacts>;
 }
 
 const NAMESPACES = ["mnt", "net", "uts", "ipc", "pid", "user", "cgroup"] as const;
@@ -203,6 +206,21 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
       servicesProbeError = isNvwaError(e) ? e.message : e instanceof Error ? e.message : String(e);
     }
   }
+  const containers = config.restore.containers.length > 0 ? await (opts.probeContainers ?? probeContainers)(config.restore.containers) : undefined;
+  // A container run by a unit is kept through that unit: what systemd says of it decides whether it can be.
+  const ctrUnits = [...new Set((containers?.containers ?? []).flatMap((c) => unitOf(c) ?? []))];
+  if (containers !== undefined && ctrUnits.length > 0) {
+    let props: ServiceProperties[] | null = null;
+    try {
+      props = await (opts.probeServices ?? probeServicesOverDbus)(ctrUnits);
+    } catch {
+      // reported per container as "systemd could not be asked"
+    }
+    for (const c of containers.containers) {
+      const u = unitOf(c);
+      if (u !== undefined) c.unitProps = props?.find((p) => p.unit === u) ?? null;
+    }
+  }
   return {
     arch,
     runningRelease: rel,
@@ -236,6 +254,7 @@ export async function probeFacts(config: NvwaConfig, opts: ProbeOptions = {}): P
           serviceNamespaces: Object.fromEntries(services.map((p) => [p.unit, ownNamespaces(rootOrZero(p))])),
         }),
     ...(servicesProbeError === undefined ? {} : { servicesProbeError }),
+    ...(containers === undefined ? {} : { containers }),
     criuDir: probeCriuDir(config.server.criuDir),
     lock: probeLock(config.server.criuDir),
     watchdog: mergeWatchdogSettings(systemConfFiles()),

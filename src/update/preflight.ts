@@ -4,6 +4,7 @@
  * over probed Facts. `nvwa check` shows the result as a table; `nvwa update` runs the same list
  * first and refuses on any fail.
  */
+import { checkContainers } from "../container/preflight.ts";
 import type { NvwaConfig } from "../config/types.ts";
 import { ExitCode, NvwaError } from "../errors.ts";
 import { chooseLoader } from "../kexec/loader.ts";
@@ -304,6 +305,7 @@ export function evaluatePreflight(f: Facts, config: NvwaConfig): Check[] {
     ...checkPreDump(f, config),
     ...checkLazyRestore(f, config),
     ...checkTargets(f, config),
+    ...checkContainers(f.containers, config),
     ...checkCriuDir(f, config),
     checkSelinux(f),
     ...checkAccelerations({

@@ -9,6 +9,8 @@
  * from the images just written: same pids, same memory, the connection intact.
  */
 import { readFileSync } from "node:fs";
+import { flagsOf, giveContainerBack, withContainer } from "../container/keep.ts";
+import { PodmanClient } from "../container/podman-api.ts";
 import { join } from "node:path";
 import { ignoreEvents, type OnEvent, type ResumeHow } from "../criu/events.ts";
 import { removeImages } from "../criu/images.ts";
@@ -19,7 +21,7 @@ import { signalAll, waitPidsFree, waitRunning } from "../criu/signals.ts";
 import { NvwaError, toNvwaError } from "../errors.ts";
 import { note } from "../note.ts";
 import { removeInetTable } from "../net/tcp-lock.ts";
-import { errorRecord, withPhase, withTarget, type Manifest, type Target } from "../state/manifest.ts";
+import { errorRecord, withPhase, withTarget, type ContainerTarget, type Manifest, type Target } from "../state/manifest.ts";
 import { writeManifest } from "../state/manifest-file.ts";
 
 export interface RollbackOutcome {
@@ -42,6 +44,9 @@ export interface EngineOptions {
   onEvent?: OnEvent;
   /** How long to wait for killed pids to be reaped (default 10 s). */
   reapTimeoutMs?: number;
+  podman?: PodmanClient;
+  /** Brings back a container run by a unit through that unit (container-restore.ts unitRollback). */
+  containerViaUnit?: (c: ContainerTarget) => Promise<void>;
 }
 
 /**
@@ -116,6 +121,23 @@ export async function rollbackCheckpoint(manifest: Manifest, o: EngineOptions = 
   const order = [...m.targets].reverse();
   emit({ type: "rollback-start", names: order.filter((t) => t.phase !== "planned").map((t) => t.name) });
   const outcomes: RollbackOutcome[] = [];
+  // Containers were checkpointed last: they come back first.
+  const containers = [...m.containers].reverse().filter((c) => c.phase !== "planned");
+  if (containers.length > 0) {
+    const podman = o.podman ?? new PodmanClient();
+    for (const c of containers) {
+      const t0 = performance.now();
+      try {
+        const how = await giveContainerBack(c, flagsOf(m, c), podman, (change) => void (m = withContainer(m, c.name, change)), { debug: m.options.debug, emit, ...(o.containerViaUnit === undefined ? {} : { viaUnit: o.containerViaUnit }) });
+        outcomes.push({ name: c.name, how: how === "none" ? "none" : "restore", ok: true, ms: performance.now() - t0 });
+        if (how !== "none") emit({ type: "target-resumed", name: c.name, how: "restore", ms: Math.round(performance.now() - t0) });
+      } catch (e) {
+        const error = toNvwaError(e, "checkpoint.rollback-failed");
+        outcomes.push({ name: c.name, how: "restore", ok: false, ms: performance.now() - t0, error });
+        emit({ type: "target-resume-failed", name: c.name, error: errorRecord(error) });
+      }
+    }
+  }
   for (const t of order) {
     const r = await resumeOne(m, t, o);
     outcomes.push(r);

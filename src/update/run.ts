@@ -7,6 +7,8 @@
 import { release } from "node:os";
 import { loadConfig } from "../config/load.ts";
 import type { NvwaConfig } from "../config/types.ts";
+import { unitOf } from "../container/facts.ts";
+import type { ContainerPlan } from "../container/keep.ts";
 import { gatherCheckpointFacts } from "../criu/facts.ts";
 import { assertPlanOk, planCheckpoint, type CheckpointPlan } from "../criu/plan.ts";
 import { probeCriu } from "../criu/probe.ts";
@@ -80,7 +82,8 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     const { facts } = await requirePreflight(config, { version: params.version });
 
     const units = config.restore.services;
-    mgr = units.length > 0 || params.fast !== true ? await SystemdManager.connect() : null;
+    const containerUnits = (facts.containers?.containers ?? []).flatMap((c) => unitOf(c) ?? []);
+    mgr = units.length > 0 || containerUnits.length > 0 || params.fast !== true ? await SystemdManager.connect() : null;
     const services = await serviceFacts(mgr, units, facts.services);
     // requirePreflight ran `criu check` and refuses on failure; only the capabilities are new here.
     const caps = await probeCriu(criuExe, { skipCheck: true });
@@ -88,6 +91,23 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     const plan: CheckpointPlan = planCheckpoint(config, gatherCheckpointFacts(caps, servicePids, false, services.values()));
     assertPlanOk(plan);
 
+    // Preflight refused every container it could not keep; these are running, as probed.
+    const containers: ContainerPlan[] = (facts.containers?.containers ?? []).flatMap((c) =>
+      c.info === null
+        ? []
+        : [
+            {
+              name: c.name,
+              id: c.info.id,
+              staticDir: c.info.staticDir,
+              rootPid: c.info.pid,
+              pids: c.pids,
+              networkMode: c.info.networkMode,
+              ...(unitOf(c) === undefined ? {} : { unit: unitOf(c) }),
+              ...(c.unitProps?.pidFile ? { unitPidFile: c.unitProps.pidFile } : {}),
+            },
+          ],
+    );
     const from = release();
     const bootId = currentBootId();
     const manifest: Manifest = newManifest({
@@ -99,10 +119,10 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
     });
     ulog = UpdateLog.open(logDir, manifest.updateId);
     const emit = fanOut(ulog, emitToClient);
-    ulog.info(`update ${manifest.updateId}: ${from} → ${params.version}`, { targets: plan.targets.map((t) => t.name).join(",") });
+    ulog.info(`update ${manifest.updateId}: ${from} → ${params.version}`, { targets: [...plan.targets.map((t) => t.name), ...containers.map((c) => `container ${c.name}`)].join(",") });
 
     const state: UpdateState = { manifest, loaded: null };
-    const steps = updateSteps({ config, params, plan, services, mgr, emit, ulog }, state);
+    const steps = updateSteps({ config, params, plan, containers, services, mgr, emit, ulog }, state);
 
     try {
       setPreCommit(true);
@@ -111,7 +131,7 @@ export async function performUpdate(params: UpdateParams, emitToClient: ((e: Pro
         updateId: state.manifest.updateId,
         kernel: { from, to: params.version, loader: state.loaded?.loader ?? "unknown" },
         jump: params.fast === true ? "fast" : "orderly",
-        targets: plan.targets.map((t) => t.name),
+        targets: [...plan.targets.map((t) => t.name), ...containers.map((c) => c.name)],
         timings: r.timings.map((t) => ({ step: t.step, ms: t.end - t.start })),
       };
     } catch (e) {

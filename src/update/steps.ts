@@ -18,6 +18,8 @@
 import { rmSync } from "node:fs";
 import { clearPinMemory, finishPinMemoryDump } from "../../ffi/pinmem.ts";
 import type { NvwaConfig } from "../config/types.ts";
+import type { ContainerPlan } from "../container/keep.ts";
+import { unitRollback } from "../restore/container-restore.ts";
 import type { CheckpointPlan } from "../criu/plan.ts";
 import { fromEngine } from "../daemon/events.ts";
 import type { ProgressEvent, UpdateParams } from "../daemon/protocol.ts";
@@ -26,7 +28,7 @@ import type { Note } from "../note.ts";
 import { assertKexecLoaded, loadKernel, unloadKernel, type LoadedKernel } from "../kexec/index.ts";
 import { netSnapshotPath, saveNetwork, writeNetSnapshot } from "../net/index.ts";
 import { restoreOnThisBoot } from "../restore/boot-restore.ts";
-import { withPhase, type Manifest } from "../state/manifest.ts";
+import { withPhase, type ContainerTarget, type Manifest } from "../state/manifest.ts";
 import { manifestPath, readManifest, readManifestIfAny, updateManifest, writeManifest } from "../state/manifest-file.ts";
 import { NORESTART_DROPIN, removeDropins, renderNoRestartDropin, renderRestoreDropin, RESTORE_DROPIN, writeDropin } from "../systemd/dropins.ts";
 import type { SystemdManager } from "../systemd/manager.ts";
@@ -41,6 +43,7 @@ export interface UpdateContext {
   config: NvwaConfig;
   params: UpdateParams;
   plan: CheckpointPlan;
+  containers: ContainerPlan[];
   /** What systemd said of each configured service, gathered before anything changed. */
   services: Map<string, ServiceProperties>;
   mgr: SystemdManager | null;
@@ -55,13 +58,17 @@ export interface UpdateState {
 }
 
 export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
-  const { config, params, plan, services, mgr, emit, ulog } = ctx;
+  const { config, params, plan, containers, services, mgr, emit, ulog } = ctx;
   const { criuDir, criuExe, kexecExe, systemdEtc } = config.server;
   const units = config.restore.services;
   const onNote = (n: Note): void => emit(fromEngine(n));
   const reload = async (): Promise<void> => {
     if (mgr !== null) await mgr.reload();
   };
+  // Units running a container (`podman generate systemd`) get drop-ins like services.
+  const ctrUnits = containers.flatMap((c) => (c.unit === undefined ? [] : [{ unit: c.unit, name: c.name, pidFile: c.unitPidFile }]));
+  const dropinUnits = [...units, ...ctrUnits.map((c) => c.unit)];
+  const viaUnit = (): ((c: ContainerTarget) => Promise<void>) | undefined => (mgr === null ? undefined : unitRollback(config, mgr, (e) => emit(fromEngine(e)), s.manifest.updateId));
   return [
     {
       name: "load-kernel",
@@ -95,11 +102,12 @@ export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
       name: "no-restart",
       run: async () => {
         for (const u of units) writeDropin(systemdEtc, u, NORESTART_DROPIN, renderNoRestartDropin(u, s.manifest.updateId));
-        if (units.length > 0) await reload();
+        for (const c of ctrUnits) writeDropin(systemdEtc, c.unit, NORESTART_DROPIN, renderNoRestartDropin(c.unit, s.manifest.updateId, { container: c.name }));
+        if (dropinUnits.length > 0) await reload();
       },
       undo: async () => {
-        for (const u of units) removeDropins(systemdEtc, u);
-        if (units.length > 0) await reload();
+        for (const u of dropinUnits) removeDropins(systemdEtc, u);
+        if (dropinUnits.length > 0) await reload();
       },
     },
     ...(config.restore.enablePinMemory ? [{ name: "pin-memory-clear", run: async () => clearPinMemory() }] : []),
@@ -107,12 +115,14 @@ export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
       name: "checkpoint",
       run: async () => {
         // checkpoint() rolls back every frozen tree itself when a dump fails.
-        const r = await checkpoint(plan, { manifest: s.manifest, onEvent: (e) => emit(fromEngine(e)) });
+        const via = viaUnit();
+        const r = await checkpoint(plan, { manifest: s.manifest, containers, onEvent: (e) => emit(fromEngine(e)), ...(via === undefined ? {} : { containerViaUnit: via }) });
         s.manifest = r.manifest;
       },
       undo: async () => {
         const m = readManifest(criuDir);
-        if (m.phase === "checkpointing" || m.phase === "dumped") await rollbackCheckpoint(m, { criuExe, onEvent: (e) => emit(fromEngine(e)) });
+        const via = viaUnit();
+        if (m.phase === "checkpointing" || m.phase === "dumped") await rollbackCheckpoint(m, { criuExe, onEvent: (e) => emit(fromEngine(e)), ...(via === undefined ? {} : { containerViaUnit: via }) });
       },
     },
     ...(config.restore.enablePinMemory ? [{ name: "pin-memory-finish", run: async () => finishPinMemoryDump() }] : []),
@@ -132,6 +142,10 @@ export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
           const p = services.get(u);
           if (p !== undefined) writeDropin(systemdEtc, u, RESTORE_DROPIN, renderRestoreDropin(p, { updateId: s.manifest.updateId }));
         }
+        // A container's unit follows conmon through its pid file; the helper hands it the restored conmon.
+        for (const c of ctrUnits) {
+          if (c.pidFile !== undefined) writeDropin(systemdEtc, c.unit, RESTORE_DROPIN, renderRestoreDropin({ unit: c.unit, type: "forking", pidFile: c.pidFile }, { updateId: s.manifest.updateId }));
+        }
         // No daemon-reload: this runs inside the freeze window, and the only systemd that needs
         // these drop-ins is the next boot's, which reads them from disk (a reload costs seconds
         // on a slow machine). A rollback after the commit reloads before it starts the units.
@@ -147,7 +161,7 @@ export function updateSteps(ctx: UpdateContext, s: UpdateState): Step[] {
       // Past the commit the trees are gone; giving them back means restoring them here.
       undo: async () => {
         // The restore drop-ins were written without a reload (restore-dropins step).
-        if (units.length > 0) await reload();
+        if (dropinUnits.length > 0) await reload();
         await restoreOnThisBoot(config, { emit, mgr, lockHeld: true });
       },
     },

@@ -2,7 +2,7 @@
  * What `nvwa status` and the end of `nvwa update` tell a person: kernels, each target's phase,
  * per-phase durations and each target's downtime (frozen → running again). Pure over a manifest.
  */
-import type { Manifest, Target, Timing } from "../state/manifest.ts";
+import type { ContainerTarget, Manifest, Target, Timing } from "../state/manifest.ts";
 
 export interface TargetSummary {
   name: string;
@@ -20,6 +20,17 @@ export interface TargetSummary {
   error?: string;
 }
 
+export interface ContainerSummary {
+  name: string;
+  /** podman's id, first 12 hex digits. */
+  id: string;
+  phase: ContainerTarget["phase"];
+  /** Checkpoint start → restore end. */
+  downtimeMs?: number;
+  steps: { name: string; ms: number }[];
+  error?: string;
+}
+
 export interface UpdateSummary {
   updateId: string;
   phase: Manifest["phase"];
@@ -28,6 +39,8 @@ export interface UpdateSummary {
   loader?: string;
   phases: { name: string; ms: number }[];
   targets: TargetSummary[];
+  /** podman containers (only when the update had any). */
+  containers?: ContainerSummary[];
   error?: string;
   /** Each start of the daemon that found the update unfinished (a crash, a power cut) and what it did. */
   recoveries?: { at: number; found: Manifest["phase"]; action: string; message: string }[];
@@ -47,6 +60,20 @@ export function downtimeOf(t: Target): number | undefined {
   const ends = entries.filter(([k]) => /^restore/.test(k)).map(([, v]) => v.end).filter((x): x is number => x !== undefined);
   if (starts.length === 0 || ends.length === 0 || t.phase !== "restored") return undefined;
   return Math.max(...ends) - Math.min(...starts);
+}
+
+function containerSummary(c: ContainerTarget): ContainerSummary {
+  const from = c.timings.checkpoint?.start;
+  const to = c.timings.restore?.end;
+  const downtimeMs = from !== undefined && to !== undefined && c.phase === "restored" ? to - from : undefined;
+  return {
+    name: c.name,
+    id: c.id.slice(0, 12),
+    phase: c.phase,
+    ...(downtimeMs === undefined ? {} : { downtimeMs }),
+    steps: durations(c.timings),
+    ...(c.error === undefined ? {} : { error: `${c.error.message}${c.error.hint ? ` — ${c.error.hint}` : ""}` }),
+  };
 }
 
 function lazyMemory(l: NonNullable<Target["lazy"]>): NonNullable<TargetSummary["memory"]> {
@@ -76,6 +103,7 @@ export function summarise(m: Manifest): UpdateSummary {
         ...(t.error === undefined ? {} : { error: `${t.error.message}${t.error.hint ? ` — ${t.error.hint}` : ""}` }),
       };
     }),
+    ...(m.containers.length === 0 ? {} : { containers: m.containers.map(containerSummary) }),
     ...(m.error === undefined ? {} : { error: `${m.error.message}${m.error.hint ? ` — ${m.error.hint}` : ""}` }),
     ...(m.recoveries === undefined ? {} : { recoveries: m.recoveries.map(({ at, found, action, message }) => ({ at, found, action, message })) }),
   };
@@ -91,7 +119,7 @@ export function renderSummary(s: UpdateSummary): string {
   if (s.error) lines.push(`error: ${s.error}`);
   for (const r of s.recoveries ?? []) lines.push(`interrupted: ${r.message} (${new Date(r.at).toISOString()})`);
   if (s.phases.length > 0) lines.push(`phases: ${s.phases.map((p) => `${p.name} ${secs(p.ms)}`).join(", ")}`);
-  if (s.targets.length === 0) lines.push("targets: none");
+  if (s.targets.length === 0 && (s.containers ?? []).length === 0) lines.push("targets: none");
   for (const t of s.targets) {
     const down = t.downtimeMs === undefined ? "" : `, downtime ${secs(t.downtimeMs)}`;
     lines.push(`  ${t.kind === "pid" ? "pid" : "service"} ${t.name} (root pid ${t.rootPid}): ${t.phase}${down}`);
@@ -102,6 +130,12 @@ export function renderSummary(s: UpdateSummary): string {
       );
     }
     if (t.error) lines.push(`    error: ${t.error}`);
+  }
+  for (const c of s.containers ?? []) {
+    const down = c.downtimeMs === undefined ? "" : `, downtime ${secs(c.downtimeMs)}`;
+    lines.push(`  container ${c.name} (id ${c.id}): ${c.phase}${down}`);
+    if (c.steps.length > 0) lines.push(`    ${c.steps.map((p) => `${p.name} ${secs(p.ms)}`).join(", ")}`);
+    if (c.error) lines.push(`    error: ${c.error}`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -85,6 +85,12 @@ describe("rendering", () => {
     );
   });
 
+  test("Restart=no drop-in of a unit running a container: its stop commands cleared too", () => {
+    expect(renderNoRestartDropin("container-web.service", "u1", { container: "web" })).toEndWith(
+      "[Service]\nRestart=no\n# Its container web is checkpointed: its stop commands must not touch it.\nExecStop=\nExecStopPost=\n",
+    );
+  });
+
   test("bad unit names and relative binaries are refused", () => {
     for (const bad of ["../x.service", "a/b.service", "redis", "x.socket", ".service", ""]) {
       expect(() => renderNoRestartDropin(bad)).toThrow(NvwaError);
