@@ -120,6 +120,8 @@ sources=(
 # openssh-server: the fleet scenario's Ansible play reaches the guest over SSH (disabled until then).
 # nginx, mosquitto, lighttpd: the stock-units scenario keeps them as Debian ships them (disabled
 # until then).
+# podman, runc, netavark, iptables: the containers scenario (issue #15). runc because bookworm's
+# crun is built without CRIU; netavark and iptables for podman's default bridge network.
 include=(
 	systemd systemd-sysv udev dbus kmod procps iproute2 e2fsprogs
 	initramfs-tools zstd debconf
@@ -127,12 +129,13 @@ include=(
 	rpm
 	openssh-server
 	nginx mosquitto mosquitto-clients lighttpd
+	podman runc netavark iptables
 )
 # arm64: the scenarios' own workloads (a counter, Redis) but not the stock units, sshd and Ansible's
 # (every package costs build time under qemu-user), and strace, which shows by name the syscalls
 # nvwa's arm64 build makes (its syscall-number table, kexec_load).
 if [[ $arch != x86_64 ]]; then
-	mapfile -t include < <(printf '%s\n' "${include[@]}" strace | grep -vx -e openssh-server -e nginx -e mosquitto -e mosquitto-clients -e lighttpd)
+	mapfile -t include < <(printf '%s\n' "${include[@]}" strace | grep -vx -e openssh-server -e nginx -e mosquitto -e mosquitto-clients -e lighttpd -e podman -e runc -e netavark -e iptables)
 fi
 
 work=$(mktemp -d "$NVWA_GUEST_CACHE/.build-$key.XXXXXX")

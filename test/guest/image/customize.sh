@@ -82,6 +82,12 @@ in_guest systemctl disable -q redis-server.service
 for u in ssh nginx mosquitto lighttpd; do
 	[[ ! -e "$root/lib/systemd/system/$u.service" ]] || in_guest systemctl disable -q "$u.service"
 done
+# podman (x86_64, the containers scenario): its socket, podman-restart.service and
+# podman-auto-update.service (each a podman run at every boot, seconds under TCG) are enabled by
+# the package; the scenario enables the first two itself.
+for u in podman.socket podman-restart.service podman-auto-update.service; do
+	[[ ! -e "$root/lib/systemd/system/$u" ]] || in_guest systemctl disable -q "$u"
+done
 in_guest systemctl enable -q nvwa-guest-runner.service
 
 # Persistent journal, so the runner can hand the host the logs of every boot of a scenario.
