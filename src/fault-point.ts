@@ -23,7 +23,9 @@ export type FaultPoint =
   /** After the jump: the bare processes are restored, the services not yet. */
   | "after-pids-restored"
   /** enable_pre_dump: the first target's first round is written, the tree runs, nothing is frozen. */
-  | "after-pre-dump-1";
+  | "after-pre-dump-1"
+  /** The first container is checkpointed (stopped by podman), the next not yet. */
+  | "after-container-1";
 
 export async function faultPoint(point: FaultPoint, env: Record<string, string | undefined> = process.env): Promise<void> {
   const kernel = release();

@@ -29,11 +29,11 @@ function isOurs(dir: string, name: string): boolean {
   if ([MANIFEST_FILE, "net.json", "net.json.consumed", ".rehearsal"].includes(name)) return true;
   if (name.startsWith(".manifest.json.tmp-") || name.startsWith(".net.json.tmp-")) return true;
   const path = join(dir, name);
-  // <criu_dir>/containers/<name>/: podman's logs of nvwa's container checkpoints
-  if (name === CONTAINERS_DIR) return readdirSync(path).every((n) => isOurs(path, n));
   try {
     if (!statSync(path).isDirectory()) return false;
     const files = readdirSync(path);
+    // <criu_dir>/containers/<name>/: podman's logs of nvwa's container checkpoints
+    if (name === CONTAINERS_DIR) return files.every((n) => isOurs(path, n));
     return files.includes("dump.log") || files.includes("restore.log") || files.includes("inventory.img");
   } catch {
     return false;
@@ -50,17 +50,26 @@ export const command = defineCommand({
     let manifestPhase: string | undefined;
     let loader: string | undefined;
     let checkpoints: string[] = [];
+    let waiting: string[] = [];
     try {
       const m = readManifestIfAny(criuDir);
       manifestPhase = m?.phase;
       loader = m?.kernel.loader;
       checkpoints = (m?.containers ?? []).map((c) => join(c.staticDir, CHECKPOINT_DIR));
+      // Stopped by a checkpoint and never given back: that checkpoint is the container's only copy.
+      waiting = (m?.containers ?? []).filter((c) => c.phase === "checkpointing" || c.phase === "checkpointed" || c.phase === "restoring").map((c) => c.name);
     } catch {
       // a damaged manifest is exactly what init is for
     }
     if (manifestPhase !== undefined && PENDING.includes(manifestPhase) && args.force !== true) {
       throw new NvwaError("init.restore-pending", `the last update is in phase "${manifestPhase}": its images are the only copy of the checkpointed processes`, {
         hint: "let the daemon restore them (`systemctl start nvwa`), or run `nvwa init --force` to discard them",
+        exitCode: ExitCode.failed,
+      });
+    }
+    if (waiting.length > 0 && args.force !== true) {
+      throw new NvwaError("init.container-pending", `container(s) ${waiting.join(", ")} were checkpointed and have not run since: their checkpoints are their only copy`, {
+        hint: `let the daemon restore them (\`systemctl restart nvwa\`), or podman container restore --keep <name>; \`nvwa init --force\` discards them`,
         exitCode: ExitCode.failed,
       });
     }

@@ -39,6 +39,8 @@ export function unitOf(c: Pick<ContainerProbe, "info" | "conmonUnit">): string |
 export interface ContainerFacts {
   socket: string;
   engine: { ok: true; apiVersion: string } | { ok: false; error: string };
+  /** podman's default runtime as `podman info` names it (crun prints +CRIU when built with it). */
+  defaultRuntime?: { name: string; version: string } | null;
   containers: ContainerProbe[];
 }
 
@@ -62,6 +64,7 @@ export async function probeContainers(names: readonly string[], client = new Pod
   } catch (e) {
     return { socket: client.socket, engine: { ok: false, error: message(e) }, containers: [] };
   }
+  const defaultRuntime = await client.runtime().catch(() => null);
   const containers: ContainerProbe[] = [];
   for (const name of names) {
     try {
@@ -85,5 +88,5 @@ export async function probeContainers(names: readonly string[], client = new Pod
       containers.push({ name, info: null, error: message(e), pids: [], processes: [], tcpConnections: 0 });
     }
   }
-  return { socket: client.socket, engine: { ok: true, apiVersion }, containers };
+  return { socket: client.socket, engine: { ok: true, apiVersion }, defaultRuntime, containers };
 }

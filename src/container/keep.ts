@@ -160,6 +160,9 @@ export function syncContainer(c: ContainerTarget): number {
 export async function checkpointContainer(c: ContainerTarget, flags: CheckpointFlags, client: PodmanClient, record: (change: (c: ContainerTarget) => ContainerTarget) => void, emit: OnEvent = ignoreEvents): Promise<void> {
   // Read while it still runs, the last moment nvwa can: podman's checkpoint ends with it stopped.
   const tcpTuples = flags.tcpEstablished && sameProcess(c.rootPid, undefined) ? tcpConnectionsOf(currentTree(c.rootPid).processes) : [];
+  // A running container's old checkpoint (a failed or interrupted one) is stale by definition;
+  // criu would write over it and leave its other files beside the new images.
+  rmSync(join(c.staticDir, CHECKPOINT_DIR), { recursive: true, force: true });
   record((x) => stampContainer({ ...x, phase: "checkpointing", ...(tcpTuples.length === 0 ? {} : { tcpTuples }) }, "checkpoint", "start"));
   emit(note("info", `container ${c.name}: checkpointing (podman, ${c.pids.length} pid(s)${tcpTuples.length === 0 ? "" : `, ${tcpTuples.length} TCP connection(s)`})`));
   const t0 = performance.now();
@@ -207,21 +210,28 @@ export async function restoreContainer(c: ContainerTarget, flags: CheckpointFlag
     keepEngineLog(c, "restore.log", emit);
     const cause = toNvwaError(e, "container.engine-error");
     const err = new NvwaError("container.restore-failed", `cannot restore container ${c.name}: ${engineReason(c, "restore.log", cause)}`, {
-      hint: `podman's log of it: ${join(c.logDir, "restore.log")}; the checkpoint is kept in ${join(c.staticDir, CHECKPOINT_DIR)}`,
+      hint: `podman's log of it: ${join(c.logDir, "restore.log")}; the checkpoint is kept in ${join(c.staticDir, CHECKPOINT_DIR)}: once the cause is fixed, podman container restore --keep ${c.name}${c.unit === undefined ? "" : ` (it then runs outside ${c.unit} until restarted through it)`}`,
       cause,
       details: { target: c.name, id: c.id },
     });
     record((x) => stampContainer({ ...x, phase: "restore-failed", error: errorRecord(err) }, "restore", "end"));
     throw err;
   }
-  keepEngineLog(c, "restore.log", emit);
-  // A later checkpoint must start clean; the logs are kept in criu_dir.
+  finishRestored(c, record, opts);
+  emit(note("info", `container ${c.name}: restored in ${Math.round(performance.now() - t0)} ms`));
+}
+
+/**
+ * A container runs again from its checkpoint: podman's restore.log kept, the checkpoint removed
+ * (a later one must start clean; kept in debug mode), the record restored.
+ */
+export function finishRestored(c: ContainerTarget, record: (change: (c: ContainerTarget) => ContainerTarget) => void, opts: { debug: boolean; emit?: OnEvent }): void {
+  keepEngineLog(c, "restore.log", opts.emit ?? ignoreEvents);
   if (!opts.debug) rmSync(join(c.staticDir, CHECKPOINT_DIR), { recursive: true, force: true });
   record((x) => {
     const { error: _drop, ...rest } = x;
     return stampContainer({ ...rest, phase: "restored" }, "restore", "end");
   });
-  emit(note("info", `container ${c.name}: restored in ${Math.round(performance.now() - t0)} ms`));
 }
 
 /**
@@ -237,7 +247,8 @@ export async function giveContainerBack(
   opts: { debug: boolean; emit?: OnEvent; viaUnit?: (c: ContainerTarget) => Promise<void> },
 ): Promise<"none" | "restore"> {
   if (c.phase === "planned" || c.phase === "restored" || c.phase === "resumed") return "none";
-  const raw = await client.inspect(c.id);
+  // A checkpoint still under way in podman (the daemon that asked for it died) holds the lock.
+  const raw = await client.inspect(c.id, client.timeoutMs);
   if (raw === null) throw new NvwaError("container.gone", `container ${c.name} no longer exists in podman`, { hint: "it was removed during the update; recreate it" });
   const info = parseInspect(raw);
   if (info.running) {
@@ -246,17 +257,15 @@ export async function giveContainerBack(
   }
   if (c.unit !== undefined) {
     // Back under its unit, or it would run unsupervised while the unit says it stopped.
-    if (opts.viaUnit === undefined) throw new NvwaError("container.no-unit-way-back", `container ${c.name} runs under ${c.unit}, and systemd cannot be reached to start it`, { hint: `start it: systemctl start ${c.unit} does not restore it; podman container restore --keep ${c.name}, then systemctl start ${c.unit}` });
+    if (opts.viaUnit === undefined) {
+      throw new NvwaError("container.no-unit-way-back", `container ${c.name} runs under ${c.unit}, and systemd cannot be reached to start it`, {
+        hint: `restore it with podman container restore --keep ${c.name}; ${c.unit} then shows it inactive until the container is next restarted through it`,
+      });
+    }
     await opts.viaUnit(c);
   } else {
     await restoreContainer(c, flags, client, record, opts);
   }
   record((x) => ({ ...x, phase: "resumed" }));
   return "restore";
-}
-
-/** Does podman say this container runs now? */
-export async function giveContainerBackRunning(c: ContainerTarget, client: PodmanClient): Promise<boolean> {
-  const raw = await client.inspect(c.id);
-  return raw !== null && parseInspect(raw).running;
 }

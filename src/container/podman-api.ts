@@ -68,9 +68,26 @@ export class PodmanClient {
     return r.headers.get("Libpod-API-Version") ?? "unknown";
   }
 
-  /** `inspect` of one container as podman returns it, or null when it has none by that name or id. */
-  async inspect(nameOrId: string): Promise<unknown> {
-    const r = await this.call("GET", `/containers/${encodeURIComponent(nameOrId)}/json`, {}, 60_000);
+  /** The engine's default OCI runtime (`info`, host.ociRuntime): its name and version line. */
+  async runtime(): Promise<{ name: string; version: string } | null> {
+    const r = await this.call("GET", "/info", {}, 60_000);
+    const body = await r.text();
+    if (r.status !== 200) return null;
+    try {
+      const rt = (JSON.parse(body) as { host?: { ociRuntime?: { name?: unknown; version?: unknown } } }).host?.ociRuntime;
+      return typeof rt?.name === "string" ? { name: rt.name, version: typeof rt.version === "string" ? rt.version : "" } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * `inspect` of one container as podman returns it, or null when it has none by that name or id.
+   * It waits for the container's lock: a checkpoint or restore under way holds it (give those
+   * callers the checkpoint's timeout).
+   */
+  async inspect(nameOrId: string, timeoutMs = 60_000): Promise<unknown> {
+    const r = await this.call("GET", `/containers/${encodeURIComponent(nameOrId)}/json`, {}, timeoutMs);
     const body = await r.text();
     if (r.status === 404) return null;
     if (r.status !== 200) throw engineError(`inspect ${nameOrId}`, r.status, body);

@@ -8,14 +8,23 @@ import { fail, ok, type Check } from "../update/preflight-types.ts";
 import { unitOf, type ContainerFacts, type ContainerProbe } from "./facts.ts";
 
 /** Why this container cannot be kept, each with its fix; empty when it can. */
-export function containerProblems(c: ContainerProbe, config: NvwaConfig): { problem: string; fix: string }[] {
+/**
+ * Pure: can this container's runtime checkpoint? runc always can; crun only when built with CRIU,
+ * which its version line says ("+CRIU"), and podman tells that only of its default runtime.
+ */
+export function runtimeCanCheckpoint(runtime: string, defaultRuntime: ContainerFacts["defaultRuntime"]): boolean {
+  if (runtime === "runc") return true;
+  return defaultRuntime?.name === runtime && /\+CRIU\b/.test(defaultRuntime.version);
+}
+
+export function containerProblems(c: ContainerProbe, config: NvwaConfig, defaultRuntime?: ContainerFacts["defaultRuntime"]): { problem: string; fix: string }[] {
   const i = c.info;
   if (i === null) return [];
   const out: { problem: string; fix: string }[] = [];
   const add = (problem: string, fix: string): void => void out.push({ problem, fix });
   if (!i.running) add(`is ${i.status}, not running`, `start it (podman start ${i.name}), or take it out of containers:`);
-  if (i.ociRuntime !== "runc") {
-    add(`runs with ${i.ociRuntime || "an unknown runtime"}, which cannot checkpoint here (Debian's crun is built without CRIU)`, `recreate it with --runtime runc (or set runtime = "runc" in containers.conf [engine])`);
+  if (!runtimeCanCheckpoint(i.ociRuntime, defaultRuntime)) {
+    add(`runs with ${i.ociRuntime || "an unknown runtime"}, which cannot checkpoint here (not runc, and not a crun built with CRIU: Debian's is not)`, `recreate it with --runtime runc (or set runtime = "runc" in containers.conf [engine])`);
   }
   if (i.tty) add("has a terminal (-t): criu cannot checkpoint a container's pseudo-terminal", "recreate it without -t");
   if (i.systemdMode) add("runs systemd inside (systemd mode): not kept by nvwa", "take it out of containers:");
@@ -70,7 +79,7 @@ export function checkContainers(f: ContainerFacts | undefined, config: NvwaConfi
     }
     const twice = seen.get(c.info.id);
     seen.set(c.info.id, c.name);
-    const problems = containerProblems(c, config);
+    const problems = containerProblems(c, config, f.defaultRuntime);
     if (twice !== undefined) problems.push({ problem: `is the same container as ${twice}`, fix: "list each container once, by name or by id" });
     if (problems.length > 0) {
       rows.push(fail(id, title, problems.map((p) => p.problem).join("; "), [...new Set(problems.map((p) => p.fix))].join("; ")));

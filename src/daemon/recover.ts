@@ -132,8 +132,11 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
       await cleanupDropins(config, units, deps);
       return { action: "cleaned", manifest: m };
     case "rollback": {
-      const names = m.targets.filter((t) => t.phase !== "planned").map((t) => t.name);
+      const names = [...m.targets.filter((t) => t.phase !== "planned").map((t) => t.name), ...m.containers.filter((c) => c.phase !== "planned").map((c) => `container ${c.name}`)];
       deps.emit({ kind: "log", level: "warn", message: `update ${m.updateId} stopped in phase ${found} on this boot (the daemon died or was killed); resuming its processes` });
+      // A container run by a unit comes back by a start of that unit, ordered after nvwa.service:
+      // systemd must hear READY first, or the start would wait for this very rollback.
+      if (m.containers.some((c) => c.unit !== undefined && c.phase !== "planned")) deps.onProcessesRestored?.();
       await rollbackCheckpoint(m, {
         criuExe,
         onEvent: (e) => deps.emit(fromEngine(e)),
@@ -150,7 +153,7 @@ export async function recoverAtStart(config: NvwaConfig, deps: BootRestoreDeps):
       });
       const lost = m.targets.map((t) => ({ ...t, phase: "lost" as const, error: errorRecord(new NvwaError("recover.lost", `${t.name} was not saved: the machine restarted during the checkpoint`, { hint: "start it again" })) }));
       // A container's checkpoint was not fsynced before the commit: it cannot be trusted either.
-      const lostContainers = m.containers.map((c) => (c.phase === "planned" ? c : { ...c, phase: "lost" as const, error: errorRecord(new NvwaError("recover.lost", `container ${c.name} was not saved: the machine restarted during the checkpoint`, { hint: `start it again: podman start ${c.name}` })) }));
+      const lostContainers = m.containers.map((c) => (c.phase === "planned" ? c : { ...c, phase: "lost" as const, error: errorRecord(new NvwaError("recover.lost", `container ${c.name} was not saved: the machine restarted during the checkpoint`, { hint: c.unit === undefined ? `start it again: podman start ${c.name}` : `start it again: systemctl start ${c.unit}` })) }));
       writeManifest({ ...withPhase(m, "rolled-back"), targets: lost, containers: lostContainers, error: errorRecord(err) });
       deps.emit({ kind: "log", level: "error", message: err.message });
       if (!m.options.debug) for (const t of m.targets) removeImagesQuietly(t.imagesDir, deps);

@@ -13,7 +13,7 @@
  * sockets.target, which waits for nvwa.service.
  */
 import type { NvwaConfig } from "../config/types.ts";
-import { flagsOf, restoreContainer, waitForEngine, withContainer } from "../container/keep.ts";
+import { finishRestored, flagsOf, restoreContainer, waitForEngine, withContainer } from "../container/keep.ts";
 import { parseInspect } from "../container/inspect.ts";
 import { PodmanClient } from "../container/podman-api.ts";
 import type { OnEvent } from "../criu/events.ts";
@@ -29,13 +29,25 @@ export function pendingContainers(containers: readonly ContainerTarget[]): Conta
   return containers.filter((c) => c.phase === "checkpointed" || c.phase === "restoring");
 }
 
-/** In-flight restores by container name: the phase and the unit's helper join the same one. */
+/**
+ * In-flight restores by container name: the phase and the unit's helper join the same one. An
+ * entry goes once its restore settles; a later ask finds the container running and adopts it.
+ */
 const restores = new Map<string, Promise<number>>();
 
+/**
+ * A container's record changed on disk. Best effort: a full disk must not keep a container from
+ * running again (the rollback writes its own record last; the boot side's phase reports the rest).
+ */
 const record =
-  (criuDir: string, name: string) =>
-  (change: (c: ContainerTarget) => ContainerTarget): void =>
-    void updateManifest(criuDir, (x) => withContainer(x, name, change));
+  (criuDir: string, name: string, emit: OnEvent = () => {}) =>
+  (change: (c: ContainerTarget) => ContainerTarget): void => {
+    try {
+      updateManifest(criuDir, (x) => withContainer(x, name, change));
+    } catch (e) {
+      emit(note("warn", `container ${name}: its record in the manifest could not be updated: ${toNvwaError(e).message}`));
+    }
+  };
 
 /**
  * Restores one container (once, whoever asks first) and resolves with conmon's pid. A container
@@ -50,19 +62,24 @@ export function restoreOnce(criuDir: string, name: string, emit: OnEvent, podman
     const m = readManifest(criuDir);
     const c = m.containers.find((x) => x.name === name);
     if (c === undefined) throw new NvwaError("restore.no-such-target", `the update did not checkpoint container ${name}`, { hint: "its nvwa drop-in is stale: run `nvwa init`" });
-    const now = await podman.inspect(c.id);
+    // A restore still under way in podman (a daemon died asking for it) holds the container's lock.
+    const now = await podman.inspect(c.id, podman.timeoutMs);
     const running = now !== null && parseInspect(now).running;
     if (running && (c.phase === "restoring" || c.phase === "restored")) {
-      record(criuDir, name)((x) => ({ ...x, phase: "restored" }));
+      if (c.phase === "restoring") finishRestored(c, record(criuDir, name, emit), { debug: m.options.debug, emit });
     } else {
-      await restoreContainer(c, flagsOf(m, c), podman, record(criuDir, name), { debug: m.options.debug, emit });
+      await restoreContainer(c, flagsOf(m, c), podman, record(criuDir, name, emit), { debug: m.options.debug, emit });
     }
-    const after = await podman.inspect(c.id);
+    const after = await podman.inspect(c.id, podman.timeoutMs);
     const conmon = after === null ? 0 : parseInspect(after).conmonPid;
     if (conmon <= 0) throw new NvwaError("restore.container-no-conmon", `container ${name} was restored but podman names no conmon for it`, { hint: "see podman's journal: journalctl -u podman.service" });
     return conmon;
   })();
   restores.set(name, p);
+  const forget = (): void => {
+    if (restores.get(name) === p) restores.delete(name);
+  };
+  p.then(forget, forget);
   return p;
 }
 
@@ -99,7 +116,7 @@ async function throughUnit(criuDir: string, c: ContainerTarget, mgr: SystemdMana
     const err = new NvwaError("restore.container-unit", `container ${c.name} was restored (conmon pid ${r.pid}) but ${unit} did not take it over: ${failure}; it runs outside its unit`, {
       hint: `stop it with podman stop ${c.name} before starting ${unit} again`,
     });
-    record(criuDir, c.name)((x) => ({ ...x, error: errorRecord(err) }));
+    record(criuDir, c.name, emit)((x) => ({ ...x, error: errorRecord(err) }));
     throw err;
   }
 }
@@ -117,24 +134,23 @@ export async function restorePendingContainers(criuDir: string, emit: OnEvent, d
   if (pending.length === 0) return;
   const podman = deps.podman ?? new PodmanClient();
   const failed: string[] = [];
-  try {
-    await Promise.all(
-      pending.map(async (c) => {
-        try {
-          if (c.unit === undefined) await restoreOnce(criuDir, c.name, emit, podman);
-          else if (deps.mgr === null) throw new NvwaError("restore.container-unit", `container ${c.name} runs under ${c.unit}, but systemd cannot be reached to start it`);
-          else await throughUnit(criuDir, c, deps.mgr, emit, deps.unitTimeoutMs ?? 300_000);
-        } catch (e) {
-          const err = toNvwaError(e);
-          const now = readManifest(criuDir).containers.find((x) => x.name === c.name);
-          if (now !== undefined && now.phase !== "restored" && now.phase !== "restore-failed") record(criuDir, c.name)((x) => ({ ...x, phase: "restore-failed", error: errorRecord(err) }));
-          failed.push(`${c.name}: ${err.message}`);
-        }
-      }),
-    );
-  } finally {
-    for (const c of pending) restores.delete(c.name);
-  }
+  await Promise.all(
+    pending.map(async (c) => {
+      try {
+        if (c.unit === undefined) await restoreOnce(criuDir, c.name, emit, podman);
+        else if (deps.mgr === null) {
+          throw new NvwaError("restore.container-unit", `container ${c.name} runs under ${c.unit}, but systemd cannot be reached to start it`, {
+            hint: `restore it with podman container restore --keep ${c.name} (it then runs outside ${c.unit} until restarted through it)`,
+          });
+        } else await throughUnit(criuDir, c, deps.mgr, emit, deps.unitTimeoutMs ?? 300_000);
+      } catch (e) {
+        const err = toNvwaError(e);
+        const now = readManifest(criuDir).containers.find((x) => x.name === c.name);
+        if (now !== undefined && now.phase !== "restored" && now.phase !== "restore-failed") record(criuDir, c.name, emit)((x) => ({ ...x, phase: "restore-failed", error: errorRecord(err) }));
+        failed.push(`${c.name}: ${err.message}`);
+      }
+    }),
+  );
   if (failed.length > 0) {
     throw new NvwaError("restore.containers-failed", `${failed.length} container(s) not restored: ${failed.join("; ")}`, {
       hint: "each container's restore.log is under criu_dir/containers/; `nvwa status` names them",
@@ -159,7 +175,6 @@ export function unitRollback(config: NvwaConfig, mgr: SystemdManager, emit: OnEv
       emit(note("info", `container ${c.name}: running again under ${c.unit}`));
     } finally {
       restoreWindow.open = was;
-      restores.delete(c.name);
     }
   };
 }

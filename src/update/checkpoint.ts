@@ -144,7 +144,8 @@ export async function checkpoint(plan: CheckpointPlan, opts: CheckpointOptions =
     current = undefined;
     // Containers last: podman's checkpoint stops a container, so giving one back costs a restore.
     const podman = opts.podman ?? new PodmanClient();
-    for (const c of m.containers) {
+    for (const [i, c] of m.containers.entries()) {
+      if (i === 1) await faultPoint("after-container-1");
       await checkpointContainer(c, flagsOf(m, c), podman, (change) => {
         m = withContainer(m, c.name, change);
         writeManifest(m);
@@ -261,6 +262,17 @@ function dumpFailed(p: PlannedTarget, cause: NvwaError): NvwaError {
   });
 }
 
+/** How to give back by hand what the rollback could not: frozen trees, and checkpointed containers. */
+function byHand(m: Manifest, names: readonly string[]): string {
+  const ctrs = m.containers.filter((c) => names.includes(c.name));
+  const trees = names.filter((n) => !ctrs.some((c) => c.name === n));
+  const parts = [
+    ...(trees.length === 0 ? [] : [`resume by hand: kill -CONT the pids listed in ${join(m.criuDir, "manifest.json")}`]),
+    ...ctrs.map((c) => `podman container restore --keep ${c.name}${c.unit === undefined ? "" : ` (then it runs outside ${c.unit} until restarted through it)`}`),
+  ];
+  return parts.join("; ");
+}
+
 async function failAndRollback(m: Manifest, err: NvwaError, plan: CheckpointPlan, emit: OnEvent, podman?: PodmanClient, viaUnit?: (c: ContainerTarget) => Promise<void>): Promise<NvwaError> {
   // No write here: the disk may be what failed (ENOSPC); the rollback resumes first, writes last.
   const r = await rollbackCheckpoint(
@@ -276,7 +288,7 @@ async function failAndRollback(m: Manifest, err: NvwaError, plan: CheckpointPlan
         : "; rolled back: nothing else had been frozen"
       : `; ROLLBACK INCOMPLETE: ${failed.map((o) => `${o.name}: ${o.error?.message ?? "failed"}`).join("; ")}`;
   return new NvwaError(err.code, `${err.message}${suffix}`, {
-    hint: failed.length === 0 ? (err.hint ?? "see the criu log named above") : `resume by hand: kill -CONT the pids listed in ${join(m.criuDir, "manifest.json")}; ${err.hint ?? ""}`,
+    hint: failed.length === 0 ? (err.hint ?? "see the criu log named above") : `${byHand(m, failed.map((o) => o.name))}; ${err.hint ?? ""}`,
     cause: err,
     details: {
       ...err.details,

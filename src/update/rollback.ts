@@ -22,7 +22,7 @@ import { NvwaError, toNvwaError } from "../errors.ts";
 import { note } from "../note.ts";
 import { removeInetTable } from "../net/tcp-lock.ts";
 import { errorRecord, withPhase, withTarget, type ContainerTarget, type Manifest, type Target } from "../state/manifest.ts";
-import { writeManifest } from "../state/manifest-file.ts";
+import { readManifestIfAny, writeManifest } from "../state/manifest-file.ts";
 
 export interface RollbackOutcome {
   name: string;
@@ -62,6 +62,14 @@ function dropCriuLockTable(t: Target, emit: OnEvent): void {
     removeInetTable(criuLockTable(runId, t.rootPid));
   } catch (e) {
     emit(note("warn", `${targetLabel(t)}: criu's network-lock table was not removed: ${toNvwaError(e).message}`));
+  }
+}
+
+function containerOnDisk(criuDir: string, name: string): ContainerTarget | undefined {
+  try {
+    return readManifestIfAny(criuDir)?.containers.find((x) => x.name === name);
+  } catch {
+    return undefined;
   }
 }
 
@@ -127,12 +135,17 @@ export async function rollbackCheckpoint(manifest: Manifest, o: EngineOptions = 
     const podman = o.podman ?? new PodmanClient();
     for (const c of containers) {
       const t0 = performance.now();
+      // Through its unit the restore is the daemon's (container-restore.ts), recorded on disk:
+      // taken back into this in-memory record, which is written last.
+      const onDisk = (): ContainerTarget | undefined => (c.unit === undefined ? undefined : containerOnDisk(m.criuDir, c.name));
       try {
         const how = await giveContainerBack(c, flagsOf(m, c), podman, (change) => void (m = withContainer(m, c.name, change)), { debug: m.options.debug, emit, ...(o.containerViaUnit === undefined ? {} : { viaUnit: o.containerViaUnit }) });
+        if (how !== "none") m = withContainer(m, c.name, (x) => ({ ...(onDisk() ?? x), phase: "resumed" }));
         outcomes.push({ name: c.name, how: how === "none" ? "none" : "restore", ok: true, ms: performance.now() - t0 });
         if (how !== "none") emit({ type: "target-resumed", name: c.name, how: "restore", ms: Math.round(performance.now() - t0) });
       } catch (e) {
         const error = toNvwaError(e, "checkpoint.rollback-failed");
+        m = withContainer(m, c.name, (x) => ({ ...(onDisk() ?? x), phase: "restore-failed", error: errorRecord(error) }));
         outcomes.push({ name: c.name, how: "restore", ok: false, ms: performance.now() - t0, error });
         emit({ type: "target-resume-failed", name: c.name, error: errorRecord(error) });
       }

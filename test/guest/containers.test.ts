@@ -32,6 +32,12 @@ test("containers: refused by name, a failed checkpoint rolled back, a counting c
   expect(r.results.refused_rc).toBe("3");
   expect(r.results.refused_message).toContain("container ttyc");
   expect(r.results.refused_message).toContain("has a terminal (-t)");
+  // 1b. the daemon killed after web's checkpoint: its restart gives web back through its unit
+  expect(r.results.killed_web_state).toBe("exited");
+  expect(r.results.killed_client_rc).toBe("4");
+  expect(r.results.killed_web).toBe("active conmon-is-mainpid in-unit-cgroup");
+  expect(r.results.killed_counter_state).toBe("running");
+  expect(r.results.killed_recovery).toContain("container web resumed");
   // 2. the failed checkpoint and its rollback
   expect(r.results.failed_rc).not.toBe("0");
   expect(r.results.failed_message).toContain("cannot checkpoint container unixpeer: unix: External socket is used");

@@ -218,6 +218,14 @@ describe("preflight rows", () => {
     expect(row(checkContainers(facts([p]), both), "container.counter")?.detail).toBe("runs under container-counter.service, which is listed under services: too");
   });
 
+  test("the runtime: runc, or crun when podman's default crun was built with CRIU", () => {
+    const crun = probe(info({ OCIRuntime: "crun" }));
+    const withCriu = { ...facts([crun]), defaultRuntime: { name: "crun", version: "crun version 1.14\ncommit: x\n+SYSTEMD +SELINUX +APPARMOR +CAP +SECCOMP +EBPF +CRIU +YAJL" } };
+    expect(row(checkContainers(withCriu, config(["counter"])), "container.counter")?.status).toBe("ok");
+    const debians = { ...facts([crun]), defaultRuntime: { name: "crun", version: "crun version 1.8.1\ncommit: x\n+SYSTEMD +SELINUX +APPARMOR +CAP +SECCOMP +EBPF +YAJL" } };
+    expect(row(checkContainers(debians, config(["counter"])), "container.counter")?.detail).toContain("not a crun built with CRIU");
+  });
+
   test("TCP connections on the host's network are kept: ok", () => {
     const r = row(checkContainers(facts([probe(info({ HostConfig: { NetworkMode: "host" } }), { tcpConnections: 1 })]), config(["counter"])), "container.counter");
     expect(r?.status).toBe("ok");

@@ -132,6 +132,39 @@ while True: time.sleep(1)' >/dev/null || guest_fail "podman run -t ttyc failed"
 	[[ $(state_of counter) == "running $cpid $cid" ]] || guest_fail "after the refused update counter is $(state_of counter), not running $cpid"
 	[[ $(cat /sys/kernel/kexec_loaded) == 0 ]] || guest_fail "a kernel is loaded after the refused update"
 
+	# 1b. The daemon killed (kill -9) after web's checkpoint, counter's not begun: systemd restarts
+	#     it, and its recovery gives web back through its unit (READY first: the unit's start is
+	#     ordered after nvwa.service) and resumes the bare process.
+	write_yaml "[$pid]" "[web, counter]"
+	mkdir -p /etc/systemd/system/nvwa.service.d
+	printf '[Service]\nEnvironment=NVWA_FAULT_PAUSE=after-container-1\n' >/etc/systemd/system/nvwa.service.d/test-faults.conf
+	systemctl daemon-reload
+	systemctl restart nvwa.service
+	rm -rf /run/nvwa/faults
+	before=$(lines "$C/web/counter.log")
+	rc=0
+	(nvwa update "$KVER_NEW" >"$NVWA_RESULTS/update-killed.txt" 2>&1 || echo $? >"$W/killed.rc") &
+	client=$!
+	guest_wait 300 test -e /run/nvwa/faults/after-container-1.paused || guest_fail "the daemon never paused after web's checkpoint: $(tail -3 "$NVWA_RESULTS/update-killed.txt")"
+	guest_result killed_web_state "$(state_of web | cut -d' ' -f1)"
+	systemctl kill -s KILL nvwa.service
+	wait "$client" # only the client: the workloads are this shell's background jobs too
+	guest_result killed_client_rc "$(cat "$W/killed.rc" 2>/dev/null || echo 0)"
+	rm -f /etc/systemd/system/nvwa.service.d/test-faults.conf
+	systemctl daemon-reload
+	settled() { [[ $(nvwa status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("phase"))') == rolled-back ]]; }
+	guest_wait 300 settled || guest_fail "the restarted daemon did not roll the update back: $(nvwa status 2>&1 | head -20)"
+	nvwa status >"$NVWA_RESULTS/status-killed.txt" 2>&1 || true
+	guest_wait 60 test "$(web_under_unit)" = "active conmon-is-mainpid in-unit-cgroup" || true
+	guest_result killed_web "$(web_under_unit)"
+	guest_result killed_counter_state "$(state_of counter | cut -d' ' -f1)"
+	[[ $(awk '{print $3}' "/proc/$pid/stat") != T ]] || guest_fail "the bare counter stays stopped after the recovery"
+	sleep 2
+	(($(lines "$C/web/counter.log") > before)) || guest_fail "web does not count after the recovery"
+	gaps "$C/web/counter.log" >"$W/gaps-web-killed" || guest_fail "web restarted or skipped in the recovery: $(cat "$W/gaps-web-killed")"
+	guest_result killed_recovery "$(nvwa status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest"]["recoveries"][-1]["message"])')"
+	guest_mark killed-checked
+
 	# 2. unixpeer's checkpoint fails after the others' succeeded: everything back as it was.
 	write_yaml "[$pid]" "[counter, redis, web, unixpeer]"
 	nvwa check "$KVER_NEW" >"$NVWA_RESULTS/check-unixpeer.txt" 2>&1 || guest_fail "nvwa check refused: $(grep -i fail "$NVWA_RESULTS/check-unixpeer.txt" | head -3)"
