@@ -7,16 +7,17 @@
  * at the commit (podman does not), copies podman's dump.log and restore.log beside criu's logs
  * (<criu_dir>/containers/<name>/), and removes the checkpoint once the container runs again.
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, lstatSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ignoreEvents, type OnEvent } from "../criu/events.ts";
+import { syncImages } from "../criu/images.ts";
 import { meaningfulLines } from "../criu/log.ts";
 import { currentTree, sameProcess } from "../criu/proc.ts";
 import { tcpConnectionsOf } from "../net/tcp-conns.ts";
 import { readTextOrNull } from "../read-text.ts";
 import { NvwaError, toNvwaError } from "../errors.ts";
 import { note } from "../note.ts";
-import { ensureDir, fsyncDir } from "../state/atomic.ts";
+import { ensureDir } from "../state/atomic.ts";
 import { errorRecord, stampTimings, type ContainerTarget, type Manifest } from "../state/manifest.ts";
 import { parseInspect } from "./inspect.ts";
 import { describeEngineFailure, PodmanClient, type CheckpointFlags } from "./podman-api.ts";
@@ -119,38 +120,12 @@ function safeList(dir: string): string[] {
 }
 
 /**
- * fsync every file of the container's bundle and its checkpoint: podman writes them without, and
- * the restore after the jump reads them (images, network.status, config.json). Returns the bytes.
+ * fsync podman's checkpoint and the bundle's own files (network.status, config.json): podman
+ * writes them without, and the restore after the jump reads them. Returns the bytes.
  */
 export function syncContainer(c: ContainerTarget): number {
-  const walk = (dir: string): number => {
-    let bytes = 0;
-    for (const name of safeList(dir)) {
-      const path = join(dir, name);
-      const st = lstatSync(path);
-      if (st.isDirectory()) {
-        if (dir === c.staticDir && name !== CHECKPOINT_DIR) continue; // only the checkpoint below the bundle
-        bytes += walk(path);
-        continue;
-      }
-      if (!st.isFile()) continue;
-      const fd = openSync(path, "r");
-      try {
-        fsyncSync(fd);
-      } catch (e) {
-        throw new NvwaError("container.images-sync", `cannot flush ${path} to disk: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
-          hint: "the disk holding /var/lib/containers reported an I/O error; check dmesg before jumping",
-          cause: e,
-        });
-      } finally {
-        closeSync(fd);
-      }
-      bytes += st.size;
-    }
-    fsyncDir(dir);
-    return bytes;
-  };
-  return walk(c.staticDir);
+  const where = "/var/lib/containers";
+  return syncImages(join(c.staticDir, CHECKPOINT_DIR), where) + syncImages(c.staticDir, where);
 }
 
 /**

@@ -58,13 +58,13 @@ const PRE_DUMP_DIR = /^pre-\d+$/;
  * fsync every image file and the directory, and the pre-dump rounds' directories the final
  * dump's `parent` link chains to: after this the images survive a reboot.
  */
-export function syncImages(dir: string): number {
+export function syncImages(dir: string, where = "criu_dir"): number {
   let bytes = 0;
   for (const name of entries(dir)) {
     const path = join(dir, name);
     const st = lstatSync(path);
     if (st.isDirectory() && PRE_DUMP_DIR.test(name)) {
-      bytes += syncImages(path);
+      bytes += syncImages(path, where);
       continue;
     }
     if (!st.isFile()) continue;
@@ -73,7 +73,7 @@ export function syncImages(dir: string): number {
       fsyncSync(fd);
     } catch (e) {
       throw new NvwaError("criu.images-sync", `cannot flush ${path} to disk: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
-        hint: "the disk holding criu_dir reported an I/O error; check dmesg before jumping",
+        hint: `the disk holding ${where} reported an I/O error; check dmesg before jumping`,
         cause: e,
         details: { path },
       });
