@@ -64,22 +64,27 @@ const pidList = v.pipe(
   v.transform((x) => x ?? []),
 );
 
-const serviceList = v.pipe(
-  v.nullish(
-    v.array(
-      v.pipe(
-        v.string("must be a service name (a string)"),
-        v.rawCheck(({ dataset, addIssue }) => {
-          if (!dataset.typed) return;
-          const problem = unitNameProblem(dataset.value);
-          if (problem !== undefined) addIssue({ message: `service name "${dataset.value}" ${problem}` });
-        }),
+/** A YAML list of names, each checked by `problemOf` (null/absent = none). */
+function nameList(what: string, stringMessage: string, problemOf: (raw: string) => string | undefined, listMessage: string) {
+  return v.pipe(
+    v.nullish(
+      v.array(
+        v.pipe(
+          v.string(stringMessage),
+          v.rawCheck(({ dataset, addIssue }) => {
+            if (!dataset.typed) return;
+            const problem = problemOf(dataset.value);
+            if (problem !== undefined) addIssue({ message: `${what} "${dataset.value}" ${problem}` });
+          }),
+        ),
+        listMessage,
       ),
-      "must be a list of service names, e.g. [redis, nginx.service]",
     ),
-  ),
-  v.transform((x) => x ?? []),
-);
+    v.transform((x) => x ?? []),
+  );
+}
+
+const serviceList = nameList("service name", "must be a service name (a string)", unitNameProblem, "must be a list of service names, e.g. [redis, nginx.service]");
 
 /**
  * podman's own rule for names (libpod/define: NameRegex ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$) or an id
@@ -94,22 +99,7 @@ export function containerNameProblem(raw: string): string | undefined {
   return undefined;
 }
 
-const containerList = v.pipe(
-  v.nullish(
-    v.array(
-      v.pipe(
-        v.string("must be a container name or id (a string)"),
-        v.rawCheck(({ dataset, addIssue }) => {
-          if (!dataset.typed) return;
-          const problem = containerNameProblem(dataset.value);
-          if (problem !== undefined) addIssue({ message: `container "${dataset.value}" ${problem}` });
-        }),
-      ),
-      "must be a list of container names or ids, e.g. [web, 3f2a9c1d4e5b]",
-    ),
-  ),
-  v.transform((x) => x ?? []),
-);
+const containerList = nameList("container", "must be a container name or id (a string)", containerNameProblem, "must be a list of container names or ids, e.g. [web, 3f2a9c1d4e5b]");
 
 export const RESTORE_KEYS = {
   pids: pidList,

@@ -7,10 +7,10 @@
  * at the commit (podman does not), copies podman's dump.log and restore.log beside criu's logs
  * (<criu_dir>/containers/<name>/), and removes the checkpoint once the container runs again.
  */
-import { copyFileSync, existsSync, lstatSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ignoreEvents, type OnEvent } from "../criu/events.ts";
-import { syncImages } from "../criu/images.ts";
+import { imageBytes, syncImages } from "../criu/images.ts";
 import { meaningfulLines } from "../criu/log.ts";
 import { currentTree, sameProcess } from "../criu/proc.ts";
 import { tcpConnectionsOf } from "../net/tcp-conns.ts";
@@ -101,24 +101,6 @@ function keepEngineLog(c: ContainerTarget, file: "dump.log" | "restore.log", emi
   }
 }
 
-function dirBytes(dir: string): number {
-  let total = 0;
-  for (const name of safeList(dir)) {
-    const st = lstatSync(join(dir, name));
-    if (st.isDirectory()) total += dirBytes(join(dir, name));
-    else if (st.isFile()) total += st.size;
-  }
-  return total;
-}
-
-function safeList(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
 /**
  * fsync podman's checkpoint and the bundle's own files (network.status, config.json): podman
  * writes them without, and the restore after the jump reads them. Returns the bytes.
@@ -155,7 +137,7 @@ export async function checkpointContainer(c: ContainerTarget, flags: CheckpointF
     throw err;
   }
   keepEngineLog(c, "dump.log", emit);
-  const bytes = dirBytes(join(c.staticDir, CHECKPOINT_DIR));
+  const bytes = imageBytes(join(c.staticDir, CHECKPOINT_DIR));
   record((x) => stampContainer({ ...x, phase: "checkpointed", imageBytes: bytes }, "checkpoint", "end"));
   emit(note("info", `container ${c.name}: checkpointed in ${Math.round(performance.now() - t0)} ms, ${(bytes / 1048576).toFixed(1)} MiB`));
 }
