@@ -79,6 +79,8 @@ export interface BenchStatus {
       dumpStats?: { frozenUs?: number; memdumpUs?: number; memwriteUs?: number };
       /** enable_lazy_restore: when the restored tree ran, and when its last page arrived (epoch ms). */
       lazy?: { startedAt: number; endedAt?: number };
+      /** enable_pre_dump: the rounds written while the tree ran. */
+      preDump?: { rounds: { ms: number; bytes: number }[] };
     }[];
   };
 }
@@ -96,6 +98,8 @@ export type NvwaFigures = ModeFigures & {
   imageBytes: number;
   /** Lazy restore: seconds from running again to the last page (after the downtime, not part of it). */
   memoryBack?: number;
+  /** Pre-dump: the rounds before the freeze (not downtime): their time, count and what they wrote. */
+  preDump?: { seconds: number; rounds: number; mib: number };
 };
 
 export interface SessionFigures {
@@ -107,6 +111,8 @@ export interface SessionFigures {
   cold: ModeFigures;
   /** The thrown-away criu dump before A (sessions from before it existed: null). */
   warmDump: number | null;
+  /** B's pre-dump round by hand, before its freeze (sessions with pre-dump only). */
+  byHandPreDump?: number;
 }
 
 export class TimelineError extends Error {}
@@ -167,6 +173,15 @@ function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: n
     frozen: (target.dumpStats?.frozenUs ?? 0) / 1e6,
     imageBytes: target.imageBytes ?? 0,
     ...(target.lazy?.endedAt === undefined ? {} : { memoryBack: (target.lazy.endedAt - target.lazy.startedAt) / 1000 }),
+    ...(target.preDump === undefined || target.preDump.rounds.length === 0
+      ? {}
+      : {
+          preDump: {
+            seconds: target.preDump.rounds.reduce((t, r) => t + r.ms, 0) / 1000,
+            rounds: target.preDump.rounds.length,
+            mib: target.preDump.rounds.reduce((t, r) => t + r.bytes, 0) / 2 ** 20,
+          },
+        }),
   };
 }
 
@@ -228,9 +243,12 @@ export function sessionFigures(serial: string, statuses: [BenchStatus, BenchStat
 
   const warmStart = ev.marks.find((m) => m.name === "warm-dump-start");
   const warmEnd = ev.marks.find((m) => m.name === "warm-dump-end");
+  const bPreStart = ev.marks.find((m) => m.name === "b-predump-start");
+  const bPreEnd = ev.marks.find((m) => m.name === "b-predump-end");
   return {
     nvwa,
     nvwaBack,
+    ...(bPreStart !== undefined && bPreEnd !== undefined ? { byHandPreDump: bPreEnd.t - bPreStart.t } : {}),
     warmDump: warmStart !== undefined && warmEnd !== undefined ? warmEnd.t - warmStart.t : null,
     byHand: { downtime: mark("b-restore-end") - bStart, phases: bPhases },
     cold: { downtime: ready - cStart, phases: cPhases },

@@ -22,9 +22,11 @@ interface Workload {
   order: BenchOrder;
   /** enable_lazy_restore for A, and its twin for B (criu lazy-pages, restore --lazy-pages). */
   lazy: boolean;
+  /** enable_pre_dump for A, and its twin for B (one `criu pre-dump` round, then the final dump on it). */
+  pre: boolean;
 }
 
-/** "mem:256", "mem:256:ba", "mem:1024:lazy", "mem:1024:ba+lazy". */
+/** "mem:256", "mem:256:ba", "mem:1024:lazy", "mem:1024:ba+lazy", "mem:1024:pre+lazy". */
 function parseWorkloads(spec: string): Workload[] {
   const seen = new Map<string, Workload>();
   return spec.split(",").map((w) => {
@@ -32,11 +34,11 @@ function parseWorkloads(spec: string): Workload[] {
     if (known !== undefined) return known;
     const [kind, size, opts = ""] = w.split(":");
     const flags = opts === "" ? [] : opts.split("+");
-    if ((kind !== "mem" && kind !== "redis") || !Number.isInteger(Number(size)) || flags.some((f) => f !== "ba" && f !== "lazy")) {
-      throw new Error(`NVWA_BENCH_WORKLOADS: bad entry '${w}' (mem:<MiB> or redis:<keys>, then optionally :ba, :lazy or :ba+lazy)`);
+    if ((kind !== "mem" && kind !== "redis") || !Number.isInteger(Number(size)) || flags.some((f) => f !== "ba" && f !== "lazy" && f !== "pre")) {
+      throw new Error(`NVWA_BENCH_WORKLOADS: bad entry '${w}' (mem:<MiB> or redis:<keys>, then optionally :ba, :lazy, :pre or several joined with +)`);
     }
     if (kind === "redis" && flags.includes("ba")) throw new Error(`NVWA_BENCH_WORKLOADS: '${w}': order ba needs the memory workload (a by-hand restore leaves Redis outside its unit)`);
-    const parsed: Workload = { kind, size: Number(size), order: flags.includes("ba") ? "ba" : "ab", lazy: flags.includes("lazy") };
+    const parsed: Workload = { kind, size: Number(size), order: flags.includes("ba") ? "ba" : "ab", lazy: flags.includes("lazy"), pre: flags.includes("pre") };
     seen.set(w, parsed);
     return parsed;
   });
@@ -46,7 +48,7 @@ function parseWorkloads(spec: string): Workload[] {
 const WARM_BOOTS = 2;
 
 const label = (w: Workload): string =>
-  `${w.kind === "mem" ? `process, ${w.size} MiB dirty` : `Redis, ${w.size.toLocaleString("en")} keys`}${w.order === "ba" ? ", B before A" : ""}${w.lazy ? ", lazy restore" : ""}`;
+  `${w.kind === "mem" ? `process, ${w.size} MiB dirty` : `Redis, ${w.size.toLocaleString("en")} keys`}${w.order === "ba" ? ", B before A" : ""}${w.pre ? ", pre-dump" : ""}${w.lazy ? ", lazy restore" : ""}`;
 const s2 = (x: number): string => x.toFixed(2);
 
 /** The figures of one finished bench session, from its run directory. */
@@ -72,7 +74,7 @@ export function guestReportFromRuns(dirs: string[]): string[] {
       if (readFileSync(join(dir, "results/status"), "utf8").trim() !== "0") throw new Error("the session did not pass");
       const env = readEnv(join(dir, "results/result.env"));
       const [kind, size] = (env.workload ?? "").split(" ");
-      const flags = [...(env.order === "ba" ? ["ba"] : []), ...(env.lazy === "1" ? ["lazy"] : [])];
+      const flags = [...(env.order === "ba" ? ["ba"] : []), ...(env.predump === "1" ? ["pre"] : []), ...(env.lazy === "1" ? ["lazy"] : [])];
       const key = `${kind}:${size}${flags.length === 0 ? "" : `:${flags.join("+")}`}`;
       let w = byLabel.get(key);
       if (w === undefined) {
@@ -104,8 +106,14 @@ export async function guestBench(): Promise<string[]> {
   const results = new Map<Workload, SessionFigures[]>();
   const failures: string[] = [];
   for (const w of workloads) {
-    const env = join(work, `${w.kind}-${w.size}-${w.order}${w.lazy ? "-lazy" : ""}.env`);
-    writeFileSync(env, `WORKLOAD=${w.kind}\nSIZE=${w.size}\nORDER=${w.order}\nLAZY=${w.lazy ? 1 : 0}\n`);
+    const env = join(work, `${w.kind}-${w.size}-${w.order}${w.pre ? "-pre" : ""}${w.lazy ? "-lazy" : ""}.env`);
+    // Beyond 1 GiB the guest needs more memory (the process, criu's buffers, the page cache of
+    // its images) and more disk (the images of A, B and the warm-up dump, one at a time, each
+    // about the memory; with pre-dump twice that) than the image's 1.5 GiB of slack, and time.
+    const big = w.kind === "mem" && w.size > 1024;
+    const grow = big ? w.size * 3 : 0;
+    writeFileSync(env, `WORKLOAD=${w.kind}\nSIZE=${w.size}\nORDER=${w.order}\nLAZY=${w.lazy ? 1 : 0}\nPREDUMP=${w.pre ? 1 : 0}\n${big ? "GROW_FS=1\n" : ""}`);
+    const sizeArgs = big ? ["--mem", `${Math.ceil((w.size * 2.5) / 1024)}G`, "--disk-grow", String(grow), "--timeout", "7200"] : ["--mem", "3G"];
     for (let i = 0; i < runs; i++) {
       // A session in which a guest kernel panicked (an emulator fault) may still pass with its
       // boots shifted; it is discarded and run once more, like runScenario does for a failed one.
@@ -115,7 +123,7 @@ export async function guestBench(): Promise<string[]> {
             [env, "/etc/nvwa-bench.env"],
             [boots, "/etc/systemd/system/nvwa-guest-runner.service.d/bench.conf"],
           ],
-          args: ["--mem", "3G", "--allow-reboot"],
+          args: [...sizeArgs, "--allow-reboot"],
         });
         if (r.status !== 0) {
           process.stderr.write(`${failureReport(r)}\n`);
@@ -144,7 +152,7 @@ function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>,
     "## Guest (QEMU TCG x86_64, Debian 6.1 ⇄ 6.12)",
     "",
     "Each session first jumps to 6.12 and back with a bare `kexec -e` (not measured: under TCG the first run of a kernel's decompressor and early boot after a kexec pays for QEMU translating that code, which had made whichever mode came first look seconds slower), then moves one workload three ways in one guest: **A** `nvwa update --fast` 6.1 → 6.12 (and **A2** back to 6.1), **B** by hand 6.1 → 6.12 like A (`kexec -s -l` first, then `criu dump` with nvwa's options, `sync`, `kexec -e`, and `criu restore` from an early unit ordered like nvwa.service), **C** cold (`systemctl reboot`, the workload started from scratch by systemd; Redis loads an RDB saved just before, not timed). Downtime: A from nvwa's dump start to its restore end; B from `criu dump` to the end of `criu restore`; C from `systemctl reboot` to the workload being ready (memory written / Redis active after loading). Clocks: host stamps on the serial console; guest wall-clock times (nvwa's manifest, ready times) mapped per boot through markers that print both.",
-    'Sessions marked "B before A" run B first, then A2, then A (the runs make A B B A sequences with the unmarked ones, to tell order effects from nvwa\'s). "lazy restore": A with enable_lazy_restore, and B with its twin by hand (`criu lazy-pages -d`, then `criu restore --lazy-pages`); the downtime ends when the process runs again.',
+    'Sessions marked "B before A" run B first, then A2, then A (the runs make A B B A sequences with the unmarked ones, to tell order effects from nvwa\'s). "lazy restore": A with enable_lazy_restore, and B with its twin by hand (`criu lazy-pages -d`, then `criu restore --lazy-pages`); the downtime ends when the process runs again. "pre-dump": A with enable_pre_dump, and B with one `criu pre-dump --track-mem` round by hand before its final `criu dump --track-mem --prev-images-dir`; the rounds run before the freeze and are not downtime.',
     `Medians over the sessions in the "runs" column (${runs} per time a workload was named), seconds. nvwa's own overhead is the issue's definition: downtime − (dump + kexec-to-nvwa-start + restore).`,
     "",
     "| workload | runs | A nvwa s | B by hand s | C cold s | A ÷ B | A ÷ C | nvwa overhead s | overhead ÷ A | A2 nvwa back s | frozen by criu s | image MiB |",
@@ -184,6 +192,12 @@ function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>,
     }
     const back = fs.map((x) => x.nvwa.memoryBack).filter((x): x is number => x !== undefined);
     if (back.length > 0) lines.push(`- A lazy restore: memory all back ${s2(median(back))} after the restore (the process runs meanwhile; not downtime)`);
+    const pre = fs.map((x) => x.nvwa.preDump).filter((x): x is { seconds: number; mib: number; rounds: number } => x !== undefined);
+    if (pre.length > 0) {
+      lines.push(`- A pre-dump (while the process ran, before the freeze; not downtime): ${s2(median(pre.map((x) => x.seconds)))} s in ${median(pre.map((x) => x.rounds))} round(s), ${median(pre.map((x) => x.mib)).toFixed(0)} MiB written`);
+    }
+    const bPre = fs.map((x) => x.byHandPreDump).filter((x): x is number => x !== undefined);
+    if (bPre.length > 0) lines.push(`- B pre-dump by hand (one round, before the freeze; not downtime): ${s2(median(bPre))}`);
     const warm = fs.map((x) => x.warmDump).filter((x): x is number => x !== null);
     if (warm.length > 0) lines.push(`- warm-up criu dump before A (not in any figure): ${s2(median(warm))}`);
     lines.push("");

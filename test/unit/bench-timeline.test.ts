@@ -113,6 +113,24 @@ describe("bench timeline", () => {
     expect(f.nvwa).toEqual(sessionFigures(serial, statuses, { c_ready_rt: "1125.100000" }).nvwa);
   });
 
+  test("pre-dump: the rounds (A, from the manifest) and B's round (its markers) are reported beside the downtime, not in it", () => {
+    const marks = ["[  85.000] NVWA-GUEST boot=3 bench b-predump-start rt=1084.800000", "[  88.500] NVWA-GUEST boot=3 bench b-predump-end rt=1088.300000"];
+    const lines = serial.split("\n");
+    const at = lines.findIndex((l) => l.includes("b-dump-start"));
+    const withPre = [...lines.slice(0, at), ...marks, ...lines.slice(at)].join("\n");
+    const [a, a2] = statuses;
+    const target = { ...a.manifest.targets[0]!, preDump: { rounds: [{ ms: 4000, bytes: 64 << 20 }, { ms: 500, bytes: 1 << 20 }] } };
+    const pre: [BenchStatus, BenchStatus] = [{ manifest: { ...a.manifest, targets: [target] } }, a2];
+    const plain = sessionFigures(serial, statuses, { c_ready_rt: "1125.100000" });
+    const f = sessionFigures(withPre, pre, { c_ready_rt: "1125.100000" });
+    expect(f.nvwa.preDump).toEqual({ seconds: 4.5, rounds: 2, mib: 65 });
+    expect(f.byHandPreDump).toBeCloseTo(3.5, 6);
+    expect(f.nvwa.downtime).toBeCloseTo(plain.nvwa.downtime, 6);
+    expect(f.byHand.downtime).toBeCloseTo(plain.byHand.downtime, 6);
+    expect(plain.nvwa.preDump).toBeUndefined();
+    expect(plain.byHandPreDump).toBeUndefined();
+  });
+
   test("warm-up boots before the stages shift boots, kexecs and banners, not the figures", () => {
     const shifted = serial.replace(/boot=(\d)/g, (_m, b: string) => `boot=${Number(b) + 2}`);
     const warm = ["[   0.100] [    0.000000] Linux version 6.1.0 (debian) #1", "[   0.200] [  1.0] kexec_core: Starting new kernel", "[   0.300] [    0.000000] Linux version 6.12.0 (debian) #1", "[   0.400] [  1.0] kexec_core: Starting new kernel"];

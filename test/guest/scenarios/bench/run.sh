@@ -18,7 +18,9 @@
 # WORKLOAD=redis SIZE=<keys> (the redis-test service); ORDER=ba runs B before A (boot 3: B,
 # boot 4: by-hand restore checked, then A2 back; boot 5: A; boot 6: C), so that sessions ab and ba
 # make A B B A sequences (memory workload only); LAZY=1 sets enable_lazy_restore for A and gives B
-# its twin (criu lazy-pages -d, then criu restore --lazy-pages). Timings come from console markers (the
+# its twin (criu lazy-pages -d, then criu restore --lazy-pages); PREDUMP=1 sets enable_pre_dump for A
+# and gives B one criu pre-dump round before its final dump (--track-mem --prev-images-dir); GROW_FS=1
+# (sizes beyond 1 GiB, with run-guest.sh --disk-grow) grows the root filesystem first. Timings come from console markers (the
 # host stamps them with its own clock) and from nvwa's manifest; each "bench" marker also carries
 # the guest's wall clock, so the host can map every boot's clock onto its own.
 set -euo pipefail
@@ -28,9 +30,12 @@ set -euo pipefail
 . /etc/nvwa-bench.env
 ORDER=${ORDER:-ab}
 LAZY=${LAZY:-0}
+PREDUMP=${PREDUMP:-0}
 boot=$1
 WARM=2 # warm-up boots before the measured stages
 HAND=/var/nvwa-hand # the by-hand images, on the same disk as nvwa's criu_dir
+# With pre-dump, B's restore reads its final dump, whose `parent` link names the round beside it.
+if ((PREDUMP)); then HAND_D=$HAND/final; else HAND_D=$HAND; fi
 CRIU_SHARED=(--tcp-established --network-lock nftables --ext-unix-sk --file-locks)
 
 bench_mark() {
@@ -86,7 +91,7 @@ verify_workload() {
 		local n
 		n=$(grep -c '^verify' "$W/memhog.log" || true)
 		kill -USR1 "$(cat "$W/memhog.pid")"
-		guest_wait 600 verified_more_than "$n" || guest_fail "$1: memhog did not verify"
+		guest_wait $((600 + SIZE / 4)) verified_more_than "$n" || guest_fail "$1: memhog did not verify"
 		[[ $(grep '^verify' "$W/memhog.log" | tail -1) == "verify ok"* ]] || guest_fail "$1: memhog's memory is wrong: $(tail -1 "$W/memhog.log")"
 	else
 		[[ $(redis-cli DBSIZE) -ge $SIZE ]] || guest_fail "$1: redis holds $(redis-cli DBSIZE) keys, not $SIZE"
@@ -97,10 +102,11 @@ verify_workload() {
 # setup: the workload, the warm-up dump, nvwa installed and configured (the same in both orders).
 setup() {
 	mkdir -p "$W" /var/lib/redis
+	if [[ -n ${GROW_FS:-} ]]; then resize2fs "$(findmnt -no SOURCE /)" >"$NVWA_RESULTS/resize2fs.txt" 2>&1 || guest_fail "resize2fs failed: $(cat "$NVWA_RESULTS/resize2fs.txt")"; fi
 	high_pids 31000
 	if [[ $WORKLOAD == mem ]]; then
 		start_detached memhog python3 "$T/memhog.py" "$SIZE" "$W/memhog.log"
-		guest_wait 900 grep -q '^ready' "$W/memhog.log" || guest_fail "memhog did not get ready"
+		guest_wait $((900 + SIZE / 4)) grep -q '^ready' "$W/memhog.log" || guest_fail "memhog did not get ready"
 		pids="[$(cat "$W/memhog.pid")]" services="[]"
 	else
 		[[ $ORDER == ab ]] || guest_fail "ORDER=$ORDER needs WORKLOAD=mem"
@@ -115,6 +121,7 @@ setup() {
 	guest_result workload "$WORKLOAD $SIZE"
 	guest_result order "$ORDER"
 	guest_result lazy "$LAZY"
+	guest_result predump "$PREDUMP"
 	guest_result rss_kib "$(awk '/VmRSS/ {print $2}' "/proc/$(target_pid)/status")"
 	# Warm-up dump, not measured: the first dump of a session used to take several times longer
 	# than the same dump later (1 GiB: 23.8 s against 5-7 s), which would have charged whichever
@@ -128,6 +135,7 @@ setup() {
 	sync
 	write_restore_config "$pids" "$services"
 	if ((LAZY)); then echo "enable_lazy_restore: true" >>/etc/nvwa/nvwa-restore.yaml; fi
+	if ((PREDUMP)); then echo "enable_pre_dump: true" >>/etc/nvwa/nvwa-restore.yaml; fi
 }
 
 # by_hand: B, what an operator would type, with the kernel loaded first (out of the outage, as
@@ -143,7 +151,7 @@ by_hand() {
 	fi
 	if ((LAZY)); then
 		# criu lazy-pages -d returns once it listens; the restore then connects to it.
-		lazy_start="/usr/sbin/criu lazy-pages -D $HAND -o lazy-pages.log -d; "
+		lazy_start="/usr/sbin/criu lazy-pages -D $HAND_D -o lazy-pages.log -d; "
 		lazy_opt=" --lazy-pages"
 	fi
 	guest_kexec_load "$KVER_NEW"
@@ -154,23 +162,34 @@ Description=benchmark: the by-hand restore, as early as nvwa.service starts
 DefaultDependencies=no
 After=local-fs.target systemd-journald.socket systemd-sysctl.service systemd-udev-trigger.service
 Before=sysinit.target
-ConditionPathExists=$HAND/inventory.img
+ConditionPathExists=$HAND_D/inventory.img
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
 KillMode=none
 Environment=CRIU_FAULT=130
-ExecStart=/bin/sh -c 'echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-start rt=\$\$(date +%%s.%%N)" >/dev/console; ${lazy_start}/usr/sbin/criu restore -D $HAND -o restore.log --restore-detached ${CRIU_SHARED[*]} --manage-cgroups=ignore${lazy_opt}; rc=\$\$?; echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-end rc=\$\$rc rt=\$\$(date +%%s.%%N)" >/dev/console'
+ExecStart=/bin/sh -c 'echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-start rt=\$\$(date +%%s.%%N)" >/dev/console; ${lazy_start}/usr/sbin/criu restore -D $HAND_D -o restore.log --restore-detached ${CRIU_SHARED[*]} --manage-cgroups=ignore${lazy_opt}; rc=\$\$?; echo "NVWA-GUEST boot=$((NVWA_BOOT + 1)) bench b-restore-end rc=\$\$rc rt=\$\$(date +%%s.%%N)" >/dev/console'
 
 [Install]
 WantedBy=sysinit.target
 UNIT
 	systemctl enable -q bench-hand-restore.service
+	local chain=()
+	if ((PREDUMP)); then
+		# One round while it runs (the workload is idle after writing: a second would write nothing),
+		# in nvwa's mode; then the final dump writes only what changed since, against it.
+		mkdir -p "$HAND/pre" "$HAND_D"
+		bench_mark b-predump-start
+		CRIU_FAULT=130 criu pre-dump -t "$pid" -D "$HAND/pre" -o pre-dump.log --track-mem --pre-dump-mode=read ||
+			guest_fail "by-hand criu pre-dump failed: $(tail -5 "$HAND/pre/pre-dump.log")"
+		bench_mark b-predump-end
+		chain=(--track-mem --prev-images-dir ../pre)
+	fi
 	settle_disk
 	bench_mark b-dump-start
-	CRIU_FAULT=130 criu dump -t "$pid" -D "$HAND" -o dump.log "${CRIU_SHARED[@]}" ||
-		guest_fail "by-hand criu dump failed: $(tail -5 "$HAND/dump.log")"
+	CRIU_FAULT=130 criu dump -t "$pid" -D "$HAND_D" -o dump.log "${CRIU_SHARED[@]}" "${chain[@]}" ||
+		guest_fail "by-hand criu dump failed: $(tail -5 "$HAND_D/dump.log")"
 	bench_mark b-dump-end
 	sync
 	bench_mark b-synced
@@ -182,7 +201,7 @@ UNIT
 # by_hand_restored: B's restore unit ran and brought the workload back, intact.
 by_hand_restored() {
 	local pid
-	cp "$HAND/restore.log" "$NVWA_RESULTS/hand-restore.log" 2>/dev/null || true
+	cp "$HAND_D/restore.log" "$NVWA_RESULTS/hand-restore.log" 2>/dev/null || true
 	[[ $(systemctl show -p ActiveState --value bench-hand-restore.service) == active ]] ||
 		guest_fail "the by-hand restore unit did not run: $(systemctl status bench-hand-restore --no-pager | tail -5)"
 	pid=$(cat "$W/target.pid")
@@ -286,7 +305,7 @@ ba:4)
 *:5)
 	bench_mark c-boot5-runner
 	if [[ $WORKLOAD == mem ]]; then
-		guest_wait 900 grep -q '^ready' "$W/memhog-cold.log" || guest_fail "memhog did not start from scratch"
+		guest_wait $((900 + SIZE / 4)) grep -q '^ready' "$W/memhog-cold.log" || guest_fail "memhog did not start from scratch"
 		ready=$(awk '/^ready/ {print $2; exit}' "$W/memhog-cold.log")
 	else
 		guest_wait 600 redis_test_active || guest_fail "redis-test did not start"
