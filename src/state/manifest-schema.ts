@@ -68,7 +68,8 @@ export type DumpStats = v.InferOutput<typeof DumpStats>;
  * directory the final dump's `parent` link names. `skipped` says why there were none.
  */
 export const PreDump = v.object({
-  rounds: v.array(v.object({ dir: v.pipe(v.string(), v.regex(/^pre-\d+$/)), ms: Int, bytes: Int, stats: v.optional(DumpStats) })),
+  /** ms: criu's time; syncMs: the fsync after it, still before the freeze (builds before it: absent). */
+  rounds: v.array(v.object({ dir: v.pipe(v.string(), v.regex(/^pre-\d+$/)), ms: Int, bytes: Int, syncMs: v.optional(Int), stats: v.optional(DumpStats) })),
   /** The last good round: the final dump's --prev-images-dir. */
   parent: v.optional(v.pipe(v.string(), v.regex(/^pre-\d+$/))),
   skipped: v.optional(v.string()),

@@ -183,6 +183,7 @@ UNIT
 		bench_mark b-predump-start
 		CRIU_FAULT=130 criu pre-dump -t "$pid" -D "$HAND/pre" -o pre-dump.log --track-mem --pre-dump-mode=read ||
 			guest_fail "by-hand criu pre-dump failed: $(tail -5 "$HAND/pre/pre-dump.log")"
+		sync # on disk before the freeze, as nvwa flushes each round
 		bench_mark b-predump-end
 		chain=(--track-mem --prev-images-dir ../pre)
 	fi

@@ -114,7 +114,7 @@ print(r[0]["status"], r[0]["detail"] if r else "none")' "$NVWA_RESULTS/rehearse-
 	pid=$(cat "$W/memhog.pid")
 	[[ -d /proc/$pid && $(cat "/proc/$pid/comm") == python3 ]] || guest_fail "memhog is not at its old pid $pid"
 	guest_result status_target "$(json_get "$NVWA_RESULTS/status.json" 'j["targets"][0]["phase"]')"
-	guest_result pre_rounds "$(json_get "$NVWA_RESULTS/status.json" '" ".join("%s:%dMiB:%dms" % (r["dir"], r["bytes"] >> 20, r["ms"]) for r in j["manifest"]["targets"][0]["preDump"]["rounds"])')"
+	guest_result pre_rounds "$(json_get "$NVWA_RESULTS/status.json" '" ".join("%s:%dMiB:%dms:synced-%sms" % (r["dir"], r["bytes"] >> 20, r["ms"], r.get("syncMs", "none")) for r in j["manifest"]["targets"][0]["preDump"]["rounds"])')"
 	guest_result pre_parent "$(json_get "$NVWA_RESULTS/status.json" 'j["manifest"]["targets"][0]["preDump"].get("parent")')"
 	guest_result final_stats "$(json_get "$NVWA_RESULTS/status.json" '" ".join("%s=%s" % kv for kv in j["manifest"]["targets"][0]["dumpStats"].items())')"
 	guest_result final_bytes "$(json_get "$NVWA_RESULTS/status.json" 'j["manifest"]["targets"][0].get("imageBytes")')"
