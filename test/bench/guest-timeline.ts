@@ -79,8 +79,8 @@ export interface BenchStatus {
       dumpStats?: { frozenUs?: number; memdumpUs?: number; memwriteUs?: number };
       /** enable_lazy_restore: when the restored tree ran, and when its last page arrived (epoch ms). */
       lazy?: { startedAt: number; endedAt?: number };
-      /** enable_pre_dump: the rounds written while the tree ran. */
-      preDump?: { rounds: { ms: number; bytes: number }[] };
+      /** enable_pre_dump: the rounds written while the tree ran (syncMs: their flush, builds from 096b89d). */
+      preDump?: { rounds: { ms: number; bytes: number; syncMs?: number }[] };
     }[];
   };
 }
@@ -177,7 +177,7 @@ function nvwaFigures(status: BenchStatus, from: number, kexec: number, banner: n
       ? {}
       : {
           preDump: {
-            seconds: target.preDump.rounds.reduce((t, r) => t + r.ms, 0) / 1000,
+            seconds: target.preDump.rounds.reduce((t, r) => t + r.ms + (r.syncMs ?? 0), 0) / 1000,
             rounds: target.preDump.rounds.length,
             mib: target.preDump.rounds.reduce((t, r) => t + r.bytes, 0) / 2 ** 20,
           },

@@ -194,7 +194,7 @@ function report(workloads: Workload[], results: Map<Workload, SessionFigures[]>,
     if (back.length > 0) lines.push(`- A lazy restore: memory all back ${s2(median(back))} after the restore (the process runs meanwhile; not downtime)`);
     const pre = fs.map((x) => x.nvwa.preDump).filter((x): x is { seconds: number; mib: number; rounds: number } => x !== undefined);
     if (pre.length > 0) {
-      lines.push(`- A pre-dump (while the process ran, before the freeze; not downtime): ${s2(median(pre.map((x) => x.seconds)))} s in ${median(pre.map((x) => x.rounds))} round(s), ${median(pre.map((x) => x.mib)).toFixed(0)} MiB written`);
+      lines.push(`- A pre-dump (while the process ran, before the freeze; not downtime; with each round's flush where recorded): ${s2(median(pre.map((x) => x.seconds)))} s in ${median(pre.map((x) => x.rounds))} round(s), ${median(pre.map((x) => x.mib)).toFixed(0)} MiB written`);
     }
     const bPre = fs.map((x) => x.byHandPreDump).filter((x): x is number => x !== undefined);
     if (bPre.length > 0) lines.push(`- B pre-dump by hand (one round, before the freeze; not downtime): ${s2(median(bPre))}`);

@@ -7,6 +7,8 @@
  * Then enable_lazy_restore back to 6.1 with bookworm's criu 3.17.1 (the host tests run trixie's
  * 4.1.1): the same process runs before its memory is back and re-reads all of it; a second one,
  * whose lazy-pages daemon is killed for real right after its restore, is killed and lost by name.
+ * Then both together to 6.12 again: pre-dump rounds, a final dump chained to them, a lazy restore,
+ * and every byte re-read once more.
  */
 import { beforeAll, expect, test } from "bun:test";
 import { failureReport, ROOT, runScenario } from "./scenarios.ts";
@@ -23,7 +25,7 @@ function rehearsal(row: string | undefined): { frozenMs: number; dumpMs: number;
   return { frozenMs: Number(m?.[1]), dumpMs: Number(m?.[2]), imageMiB: Number(m?.[3]) };
 }
 
-test("pre-dump: the 512 MiB process is frozen for a fraction of its full dump, and every byte of it comes back after the jump; then lazily, back, with a second process whose lazy-pages daemon is killed", async () => {
+test("pre-dump: the 512 MiB process is frozen for a fraction of its full dump, and every byte of it comes back after the jump; then lazily, back, with a second process whose lazy-pages daemon is killed; then both together", async () => {
   const r = await runScenario("predump", { args: ["--mem", "3G"] });
   if (r.status !== 0) process.stderr.write(`${failureReport(r)}\n`);
   expect(r.status).toBe(0);
@@ -74,11 +76,21 @@ test("pre-dump: the 512 MiB process is frozen for a fraction of its full dump, a
   expect(r.results.lazy_status_text).toMatch(/memory \(lazy restore\): all back [\d.]+ m?s after it ran again\|memory \(lazy restore\): lost: the lazy-pages daemon ended early\|/);
   expect(r.results.lazy_log).toContain("is damaged");
   expect(r.results.lazy_log).toContain("all of its memory is back");
+  // Boot 4, both together to the new kernel: rounds, a final dump chained to them (most pages
+  // taken from the rounds), restored lazily with every byte right and nothing left behind.
+  expect(r.results.both_kernel).toBe(r.kernels.new);
+  expect(r.results.both_phase).toBe("restored");
+  expect(r.results.both_target).toMatch(/^restored done exit code 0 pre-\d$/);
+  expect(Number(r.results.both_rounds)).toBeGreaterThan(0);
+  expect(Number(r.results.both_skipped_parent)).toBeGreaterThan(100_000);
+  expect(r.results.both_verify).toStartWith("verify ok");
+  expect(r.results.both_images_left).toBe("none");
   const eager = Number(r.results.restore_ms_eager);
   const lazyRun = Number(r.results.lazy_a_restore_ms);
   expect(lazyRun).toBeGreaterThan(0);
   process.stdout.write(
-    `lazy restore (512 MiB): restore ${lazyRun} ms, all memory back ${r.results.lazy_a_memory_ms} ms later; ` +
+    `pre-dump + lazy restore (512 MiB): restore ${r.results.both_restore_ms} ms, ${r.results.both_pages_restored} pages restored by criu itself; ` +
+      `lazy restore (512 MiB): restore ${lazyRun} ms, all memory back ${r.results.lazy_a_memory_ms} ms later; ` +
       `the same process restored in full from its pre-dump chain on boot 2: ${eager} ms\n`,
   );
   process.stdout.write(

@@ -113,13 +113,13 @@ describe("bench timeline", () => {
     expect(f.nvwa).toEqual(sessionFigures(serial, statuses, { c_ready_rt: "1125.100000" }).nvwa);
   });
 
-  test("pre-dump: the rounds (A, from the manifest) and B's round (its markers) are reported beside the downtime, not in it", () => {
+  test("pre-dump: the rounds (A, from the manifest, with their flush) and B's round (its markers) are reported beside the downtime, not in it", () => {
     const marks = ["[  85.000] NVWA-GUEST boot=3 bench b-predump-start rt=1084.800000", "[  88.500] NVWA-GUEST boot=3 bench b-predump-end rt=1088.300000"];
     const lines = serial.split("\n");
     const at = lines.findIndex((l) => l.includes("b-dump-start"));
     const withPre = [...lines.slice(0, at), ...marks, ...lines.slice(at)].join("\n");
     const [a, a2] = statuses;
-    const target = { ...a.manifest.targets[0]!, preDump: { rounds: [{ ms: 4000, bytes: 64 << 20 }, { ms: 500, bytes: 1 << 20 }] } };
+    const target = { ...a.manifest.targets[0]!, preDump: { rounds: [{ ms: 3800, bytes: 64 << 20, syncMs: 200 }, { ms: 500, bytes: 1 << 20 }] } };
     const pre: [BenchStatus, BenchStatus] = [{ manifest: { ...a.manifest, targets: [target] } }, a2];
     const plain = sessionFigures(serial, statuses, { c_ready_rt: "1125.100000" });
     const f = sessionFigures(withPre, pre, { c_ready_rt: "1125.100000" });
