@@ -74,7 +74,7 @@ export function stampContainer(c: ContainerTarget, key: string, edge: "start" | 
 /**
  * A container on the host's network keeps its connections (criu --tcp-established, through runc;
  * nvwa holds their packets back after the jump). On its own network it is refused in preflight
- * when it has any: podman removes its netns and port forwarding at the checkpoint, so a peer's
+ * while it has some: podman removes its netns and port forwarding at the checkpoint, so a peer's
  * packet would meet no socket and get a reset; one opened since preflight fails the dump.
  */
 export function flagsOf(m: Manifest, c: Pick<ContainerTarget, "networkMode">): CheckpointFlags {
